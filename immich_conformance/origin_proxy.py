@@ -44,6 +44,7 @@ class ProxySettings:
     health_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
     concurrency: int = 2
+    listen_address: str = LOOPBACK
 
     def env(self, render_dir: Path) -> dict[str, str]:
         env = {
@@ -51,7 +52,7 @@ class ProxySettings:
             "CF_ACCESS_AUD": self.aud,
             "UPSTREAM_ADDRESS": self.upstream,
             "MAX_BODY_BYTES": str(self.max_body_bytes),
-            "LISTEN_ADDRESS": LOOPBACK,
+            "LISTEN_ADDRESS": self.listen_address,
             "LISTEN_PORT": str(self.listen_port),
             "HEALTH_PORT": str(self.health_port),
             "ADMIN_PORT": str(self.admin_port),
@@ -81,7 +82,7 @@ class OriginProxy:
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.settings.listen_port}"
+        return f"http://{self.settings.listen_address}:{self.settings.listen_port}"
 
     @property
     def port(self) -> int:
@@ -89,7 +90,7 @@ class OriginProxy:
 
     def start(self, timeout: float = 20.0) -> OriginProxy:
         self.process.start()
-        ready_url = f"http://{LOOPBACK}:{self.settings.health_port}/ready"
+        ready_url = f"http://{self.settings.listen_address}:{self.settings.health_port}/ready"
         self.process.wait_ready(lambda: httpx.get(ready_url, timeout=1).status_code == 200, timeout=timeout)
         return self
 

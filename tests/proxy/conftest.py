@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 from immich_conformance.access_keys import KeyRing
+from immich_conformance.jwks_endpoint import ControllableJwks
 from immich_conformance.origin_proxy import OriginProxy, ProxySettings
 from immich_conformance.recording_upstream import RecordingUpstream
 from immich_conformance.tls import write_server_files
-
-from .jwks_server import ControllableJwks
 
 TEAM = "proxytest.cloudflareaccess.com"
 AUD = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2"

@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from immich_conformance.access_keys import KeyRing
+from immich_conformance.jwks_endpoint import ControllableJwks
 from immich_conformance.limits import JWT_HEADER
 from immich_conformance.origin_proxy import OriginProxy
 from immich_conformance.procs import wait_until
 from immich_conformance.recording_upstream import RecordingUpstream
 
 from .conftest import AUD, TEAM, proxy_settings
-from .jwks_server import ControllableJwks
 
 CACHE_SECONDS = 2
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from immich_conformance.access_keys import KeyRing
-from immich_conformance.procs import LOOPBACK, free_port
+from .access_keys import KeyRing
+from .procs import LOOPBACK, free_port
 
 
 class ControllableJwks:
