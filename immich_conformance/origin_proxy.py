@@ -89,10 +89,21 @@ class OriginProxy:
         return self.settings.listen_port
 
     def start(self, timeout: float = 20.0) -> OriginProxy:
+        self.launch()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting (see ``wait_ready``)."""
         self.process.start()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
         ready_url = f"http://{self.settings.listen_address}:{self.settings.health_port}/ready"
         self.process.wait_ready(lambda: httpx.get(ready_url, timeout=1).status_code == 200, timeout=timeout)
-        return self
 
     def stop(self) -> None:
         self.process.stop()

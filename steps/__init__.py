@@ -1,0 +1,1 @@
+"""Step definitions: thin functions that call the target and the clients."""
