@@ -26,4 +26,10 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
 }
 echo "setup: installing the suite (pip install -e '.[dev]')"
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# checkov (the stack's static policy scan) pins many packages the suite uses too: it gets a venv of its own.
+if [ ! -x .tools/checkov/bin/checkov ]; then
+  echo "setup: installing checkov into .tools/checkov"
+  python3 -m venv .tools/checkov
+  .tools/checkov/bin/pip install --quiet --disable-pip-version-check checkov
+fi
 echo "setup: done. Run: pytest features/"

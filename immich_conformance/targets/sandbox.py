@@ -31,7 +31,8 @@ from ..tls import write_server_files
 from .base import Endpoint, Target
 from .bootstrap import bootstrap_user
 
-TEAM_DOMAIN = "conformance.cloudflareaccess.com"
+# .test never resolves: a client that follows the Access login redirect cannot leave the machine.
+TEAM_DOMAIN = "conformance-team.cloudflareaccess.test"
 PUBLIC_HOSTNAME = "photos.conformance.test"
 START_TIMEOUT = 30.0
 
