@@ -39,6 +39,37 @@ Ctrl-C stops the sandbox{' and keeps its folder' if args.keep else ' and removes
     return 0
 
 
+def cmd_check_stack(args: argparse.Namespace) -> int:
+    """Render overlays and run the static proof (schema, our cross-reference checks, checkov), as CI does."""
+    from .stack_checks import StackConfigError, find_stack_dir, overlay_names, render_overlay, run_static_checks
+    from .stack_checks.checkov_scan import CheckovUnavailable, run_checkov
+    from .stack_checks.schema import validate_documents
+
+    overlays = args.overlay or overlay_names(find_stack_dir())
+    failures = 0
+    for overlay in overlays:
+        try:
+            rendered = render_overlay(overlay, with_example_secrets=args.example_secrets)
+        except StackConfigError as exc:
+            print(f"{overlay}: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        findings = validate_documents(rendered.documents) + run_static_checks(rendered)
+        if not args.skip_checkov:
+            try:
+                report = run_checkov({overlay: rendered.text})[overlay]
+                findings += report.findings()
+            except CheckovUnavailable as exc:
+                print(f"{overlay}: checkov not run: {exc}", file=sys.stderr)
+                failures += 1
+        verdict = "ok" if not findings else f"{len(findings)} problem(s)"
+        print(f"{overlay}: {len(rendered.documents)} objects rendered, {verdict}")
+        for finding in findings:
+            print(f"  {finding}")
+        failures += len(findings)
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="immich-conformance", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -46,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--workdir", help="folder for the sandbox's state (default: a new temporary folder)")
     sandbox.add_argument("--keep", action="store_true", help="keep the folder (logs, NAS, database) after stopping")
     sandbox.set_defaults(func=cmd_sandbox)
+    check = commands.add_parser("check-stack", help="render stack/ overlays and run the static checks")
+    check.add_argument("overlay", nargs="*", help="overlay names under stack/overlays (default: all)")
+    check.add_argument("--example-secrets", action="store_true",
+                       help="render with the committed *.env.example files instead of your secret files")
+    check.add_argument("--skip-checkov", action="store_true", help="leave out the checkov scan (slowest part)")
+    check.set_defaults(func=cmd_check_stack)
     return parser
 
 

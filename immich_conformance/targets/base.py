@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import httpx
+
 from ..access_keys import KeyRing
 from ..immich_client import ImmichClient
+from ..procs import wait_until
 
 IMMICH_MEDIA_LOCATION = PurePosixPath("/data")
 
@@ -87,12 +91,23 @@ class Target(ABC):
         """Each component's log from ``marks`` on."""
         return {}
 
-    def seen_by(self, component: str, marker: str, marks: dict[str, int]) -> bool:
-        """Whether ``component`` ("origin-proxy" or "immich-server") logged ``marker`` since ``marks``."""
-        logs = self.logs_since(marks)
-        if component not in logs:
-            raise TargetUnsupported(f"the {self.name} target cannot show what {component} received")
-        return marker in logs[component]
+    def sentinel_url(self, component: str) -> str:
+        """A URL whose request ``component`` answers and logs (any status): see ``seen_by``."""
+        raise TargetUnsupported(f"the {self.name} target cannot show what {component} received")
+
+    def seen_by(self, component: str, marker: str, marks: dict[str, int], timeout: float = 15.0) -> bool:
+        """Whether ``component`` ("origin-proxy" or "immich-server") logged ``marker`` since ``marks``.
+
+        Logs are written late (buffers) but in order. So a sentinel request is sent to the component after the
+        request in question, and the verdict waits until the sentinel shows in the log: by then the marker would
+        show too, had the component received it. A "not seen" is therefore never just a log not yet flushed.
+        """
+        sentinel = f"conformance-sentinel-{uuid.uuid4().hex}"
+        url = self.sentinel_url(component)
+        httpx.get(f"{url}{'&' if '?' in url else '?'}{sentinel}=1", timeout=10)
+        log = wait_until(lambda: (text := self.logs_since(marks).get(component, "")) and sentinel in text and text,
+                         timeout=timeout, interval=0.1, what=f"{component}'s log to show the sentinel request")
+        return marker in log
 
     @abstractmethod
     def close(self) -> None:

@@ -9,6 +9,7 @@ Everything lives in one work folder and is stopped by ``close()`` (also when sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -37,6 +38,10 @@ PUBLIC_HOSTNAME = "photos.conformance.test"
 START_TIMEOUT = 30.0
 
 
+class SandboxError(RuntimeError):
+    """The sandbox cannot start as asked."""
+
+
 class Sandbox(Target):
     name = "sandbox"
     public_hostname = PUBLIC_HOSTNAME
@@ -45,7 +50,13 @@ class Sandbox(Target):
     def __init__(self, workdir: Path | None = None, *, keep: bool = False,
                  progress: Callable[[str], None] | None = None) -> None:
         self.keep = keep
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="immich-sandbox-"))
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="immich-sandbox-"))
+        elif workdir.exists() and any(workdir.iterdir()):
+            raise SandboxError(f"the sandbox folder {workdir} is not empty: give a new or empty folder "
+                               "(the sandbox removes what it puts there when it stops)")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir.resolve()
         self.workdir.chmod(0o755)  # the PostgreSQL server runs as its own user and must reach its folder
         self._progress = progress or (lambda message: None)
         self.aud = secrets.token_hex(32)
@@ -107,7 +118,12 @@ class Sandbox(Target):
         edge = self._launch("edge", [sys.executable, "-m", "immich_conformance.edge", "--config", str(edge_config)])
         self.proxy.launch()
 
-        postgres = LocalPostgres(self.internal_drive / "postgres", ports["postgres"], self.logs / "postgres.log")
+        # Unix socket paths are limited to 107 bytes: the socket gets a short folder of its own, whatever the workdir.
+        socket_dir = Path(tempfile.mkdtemp(prefix="icpg-", dir="/tmp"))
+        socket_dir.chmod(0o755)
+        self._stoppers.append(lambda: shutil.rmtree(socket_dir, ignore_errors=True))
+        postgres = LocalPostgres(self.internal_drive / "postgres", ports["postgres"], self.logs / "postgres.log",
+                                 socket_dir=socket_dir / "s")
         self._stoppers.append(postgres.stop)
         postgres.start()
         postgres.create_database("immich", secrets.token_hex(16), "immich")
@@ -148,7 +164,10 @@ class Sandbox(Target):
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 print(f"sandbox: stopping a component failed: {exc}", file=sys.stderr)
         if not self.keep:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            for child in self.workdir.iterdir() if self.workdir.exists() else ():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            with contextlib.suppress(OSError):
+                self.workdir.rmdir()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -186,6 +205,15 @@ class Sandbox(Target):
     @property
     def nas_root(self) -> Path:
         return self.nas
+
+    def sentinel_url(self, component: str) -> str:
+        urls = {
+            "origin-proxy": f"{self.proxy.url}/api/server/ping",
+            "immich-server": f"{self._lan.url}/api/server/ping",
+        }
+        if component not in urls:
+            return super().sentinel_url(component)
+        return urls[component]
 
     def log_files(self) -> dict[str, Path]:
         files = {name: p.log_path for name, p in self._processes.items()}

@@ -1,0 +1,180 @@
+"""Wiring: the aiohttp application (middleware, routes, socket.io) and the server's start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from immich_conformance.double.database import Database, DatabaseUnavailable
+from immich_conformance.double.http_api import add_routes, json_response
+from immich_conformance.double.realtime import Realtime
+from immich_conformance.double.settings import ConfigError, Settings
+from immich_conformance.double.state import STATE, DoubleState
+from immich_conformance.double.storage_integrity import StartupError, verify_storage
+from immich_conformance.double.validation import ApiError
+
+CORRELATION_HEADER = "X-Correlation-ID"
+CORRELATION_KEY = web.RequestKey("correlation_id", str)
+JSON_BODY_LIMIT = 10 * 1024 * 1024
+
+log = logging.getLogger("immich.Api")
+boot_log = logging.getLogger("immich.Bootstrap")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class NestFormatter(logging.Formatter):
+    """Log lines in the layout of Immich's (NestJS) logger."""
+
+    LEVELS = {"DEBUG": "DEBUG", "INFO": "LOG", "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "FATAL"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%m/%d/%Y, %I:%M:%S %p")
+        level = self.LEVELS.get(record.levelname, record.levelname)
+        context = record.name.removeprefix("immich.")
+        line = f"[Nest] {record.process}  - {when} {level:>7} [{context}] {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging() -> None:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(NestFormatter())
+    root = logging.getLogger("immich")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def correlation_id(request: web.BaseRequest) -> str:
+    own = request.headers.get("x-correlation-id")
+    return own if own else secrets.token_hex(4)
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[CORRELATION_KEY] = correlation_id(request)
+    started = time.monotonic()
+    status = 0
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except ApiError as exc:
+        status = exc.status
+        return json_response(exc.body, status=exc.status)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        status = 404
+        return json_response({"message": f"Cannot {request.method} {request.raw_path}"}, status=404)
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400:
+            raise
+        return json_response({"message": exc.reason}, status=exc.status)
+    except ConnectionError as exc:
+        status = 499  # the client went away mid-request; what it sent was cleaned up, nothing can be answered
+        log.warning("Client disconnected during %s %s: %s", request.method, request.path, exc)
+        return web.Response(status=400)
+    except asyncio.CancelledError:
+        status = 499
+        raise
+    except Exception:
+        status = 500
+        log.exception("Unhandled error on %s %s", request.method, request.path)
+        return json_response({"message": "Internal server error"}, status=500)
+    finally:
+        elapsed = (time.monotonic() - started) * 1000
+        # Immich logs Express's req.url: the path with its query string.
+        logging.getLogger(f"immich.Api:LoggingInterceptor~{request[CORRELATION_KEY]}").info(
+            "%s %s %s %.2fms %s", request.method, request.path_qs, status, elapsed, request.remote
+        )
+
+
+async def add_correlation_header(request: web.Request, response: web.StreamResponse) -> None:
+    if CORRELATION_HEADER not in response.headers:
+        try:
+            value = request[CORRELATION_KEY]
+        except KeyError:
+            value = correlation_id(request)
+        response.headers[CORRELATION_HEADER] = value
+
+
+def build_app(state: DoubleState) -> web.Application:
+    app = web.Application(middlewares=[api_middleware], client_max_size=JSON_BODY_LIMIT)
+    app[STATE] = state
+    app.on_response_prepare.append(add_correlation_header)
+    state.realtime.attach(app)
+    add_routes(app)
+    return app
+
+
+async def serve(settings: Settings) -> int:
+    db = Database(settings.db_conninfo, where=settings.db_where)
+    boot_log.info("Connecting to the database at %s (Redis at %s is not used)", settings.db_where,
+                  settings.redis_where)
+    try:
+        await db.open(settings.db_wait_seconds)
+        await verify_storage(db, settings.media_location,
+                             ignore_mount_check_errors=settings.ignore_mount_check_errors)
+    except (DatabaseUnavailable, StartupError) as exc:
+        logging.getLogger("immich.StorageService" if isinstance(exc, StartupError) else "immich.Database").error(
+            "%s", exc)
+        await db.close()
+        return 1
+
+    realtime = Realtime(lambda: db, settings.version)
+    state = DoubleState(settings=settings, db=db, realtime=realtime)
+    runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        boot_log.error("Cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror)
+        await runner.cleanup()
+        await db.close()
+        return 1
+    boot_log.info("Immich Server is listening on http://%s:%s [%s] [production]", settings.host, settings.port,
+                  settings.version)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    boot_log.info("Shutting down")
+    await realtime.close()
+    await runner.cleanup()
+    await state.drain()
+    await db.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        logging.getLogger("immich.Config").error("%s", exc)
+        return 2
+    logging.getLogger("immich.Config").info(
+        "Starting the Immich API double %s (media location %s)", settings.version, settings.media_location
+    )
+    try:
+        return asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        return 0
+
