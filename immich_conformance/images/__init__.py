@@ -1,0 +1,1 @@
+"""Container images the project builds itself, with no registry: root filesystems packed as image archives."""
