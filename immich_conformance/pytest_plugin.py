@@ -1,0 +1,77 @@
+"""The suite's pytest plugin: the target option, the session's target, and failure diagnostics.
+
+`pytest features/` runs the contract scenarios against `--target` (default: the embedded sandbox). When a scenario
+fails, the logs its components wrote during it are attached to the report (terminal, JUnit XML, HTML). A step that
+needs what the target cannot do raises TargetUnsupported, and its scenario is reported skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from .targets import TARGET_NAMES, Target, TargetUnsupported
+from .targets.sandbox import Sandbox
+
+LOG_MARKS = pytest.StashKey[dict[str, int]]()
+TARGET_ENV = "IMMICH_CONFORMANCE_TARGET"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("immich-conformance", "Immich conformance suite")
+    group.addoption(
+        "--target",
+        default=os.environ.get(TARGET_ENV, "sandbox"),
+        help=f"where the stack under test runs: {', '.join(TARGET_NAMES)} (default sandbox; env {TARGET_ENV})",
+    )
+    group.addoption("--keep-sandbox", action="store_true", help="keep the sandbox's work folder (logs, NAS, database)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    target = config.getoption("--target")
+    if target not in TARGET_NAMES:
+        raise pytest.UsageError(f"--target {target!r} is not a target: choose one of {', '.join(TARGET_NAMES)}")
+    if target != "sandbox":
+        raise pytest.UsageError(
+            f"--target {target} is not available in this version of the suite: only the embedded sandbox is. "
+            "Run without --target (or with --target sandbox)."
+        )
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"[sandbox] {message}")
+
+    sandbox = Sandbox(keep=request.config.getoption("--keep-sandbox"), progress=progress)
+    with sandbox:
+        yield sandbox
+
+
+@pytest.fixture(autouse=True)
+def _scenario_log_marks(request: pytest.FixtureRequest) -> None:
+    """For every scenario: where each component's log stood when it began (read back if it fails)."""
+    if "_pytest_bdd_example" in request.fixturenames:  # every pytest-bdd scenario has it
+        target: Target = request.getfixturevalue("target")
+        request.node.stash[LOG_MARKS] = target.log_marks()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(TargetUnsupported):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
+        return
+    if report.failed and LOG_MARKS in item.stash:
+        target: Target = item._request.getfixturevalue("target")  # type: ignore[attr-defined]
+        for component, text in target.logs_since(item.stash[LOG_MARKS]).items():
+            if text.strip():
+                body = f"----- {component} log during this scenario -----\n{text[-20000:]}"
+                report.sections.append((f"Captured stdout {component} log", body))
