@@ -10,4 +10,5 @@ pytest_plugins = [
     "steps.upload_steps",
     "steps.body_steps",
     "steps.websocket_steps",
+    "steps.dns_steps",
 ]

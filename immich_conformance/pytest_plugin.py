@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from .targets import TARGET_NAMES, Target, TargetUnsupported
+from .targets.live import SETTINGS_HELP, LiveSettings, LiveSettingsError, LiveTarget
 from .targets.sandbox import Sandbox
 
 LOG_MARKS = pytest.StashKey[dict[str, int]]()
 TARGET_ENV = "IMMICH_CONFORMANCE_TARGET"
+LIVE_CONFIG_ENV = "IMMICH_CONFORMANCE_LIVE_CONFIG"
+LIVE_TARGET = pytest.StashKey[LiveTarget]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,17 +31,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"where the stack under test runs: {', '.join(TARGET_NAMES)} (default sandbox; env {TARGET_ENV})",
     )
     group.addoption("--keep-sandbox", action="store_true", help="keep the sandbox's work folder (logs, NAS, database)")
+    group.addoption("--live-config", default=os.environ.get(LIVE_CONFIG_ENV),
+                    help=f"the live target's settings file (YAML; env {LIVE_CONFIG_ENV})")
+    group.addoption("--allow-large-external", action="store_true",
+                    help="live target: allow bodies over the edge limit to the public hostname")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     target = config.getoption("--target")
     if target not in TARGET_NAMES:
         raise pytest.UsageError(f"--target {target!r} is not a target: choose one of {', '.join(TARGET_NAMES)}")
-    if target != "sandbox":
+    if target == "cluster":
         raise pytest.UsageError(
-            f"--target {target} is not available in this version of the suite: only the embedded sandbox is. "
-            "Run without --target (or with --target sandbox)."
+            "--target cluster is not available in this version of the suite: use the embedded sandbox (the default) "
+            "or --target live with --live-config."
         )
+    if target == "live":
+        config.stash[LIVE_TARGET] = _live_target(config)
+
+
+def _live_target(config: pytest.Config) -> LiveTarget:
+    path = config.getoption("--live-config")
+    if not path:
+        raise pytest.UsageError(f"--target live needs its settings: --live-config PATH (or {LIVE_CONFIG_ENV})\n\n"
+                                f"{SETTINGS_HELP}")
+    try:
+        settings = LiveSettings.load(Path(path))
+        return LiveTarget(settings, allow_large_external=config.getoption("--allow-large-external")).start()
+    except LiveSettingsError as exc:
+        raise pytest.UsageError(f"--target live: {exc}") from None
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +70,9 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         if reporter is not None:
             reporter.write_line(f"[sandbox] {message}")
 
+    if LIVE_TARGET in request.config.stash:
+        yield request.config.stash[LIVE_TARGET]
+        return
     sandbox = Sandbox(keep=request.config.getoption("--keep-sandbox"), progress=progress)
     with sandbox:
         yield sandbox

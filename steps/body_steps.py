@@ -7,6 +7,7 @@ import pytest
 from pytest_bdd import parsers, then, when
 
 from immich_conformance.immich_client import ImmichClient
+from immich_conformance.limits import MAX_BODY_BYTES
 from immich_conformance.procs import wait_until
 from immich_conformance.targets import Target
 from immich_conformance.uploads import MultipartUpload
@@ -31,13 +32,17 @@ def send(ctx: ScenarioContext, client: ImmichClient, ledger: AssetLedger, target
 @when(parsers.parse("the suite uploads a photo whose request body is {size:d} bytes {path}"))
 def upload_exact(ctx: ScenarioContext, request: pytest.FixtureRequest, ledger: AssetLedger, target: Target,
                  size: int, path: str) -> None:
-    client = request.getfixturevalue(PATHS[path.removeprefix("through ").removeprefix("over ")])
-    send(ctx, client, ledger, target, MultipartUpload.with_total_size(size))
+    route = PATHS[path.removeprefix("through ").removeprefix("over ")]
+    if route == "external" and size > MAX_BODY_BYTES:
+        target.may_send_over_limit_externally()
+    send(ctx, request.getfixturevalue(route), ledger, target, MultipartUpload.with_total_size(size))
 
 
 @when(parsers.parse("the suite streams a {mib:d} MB upload without announcing its size through the public hostname"))
 def upload_chunked(ctx: ScenarioContext, external: ImmichClient, ledger: AssetLedger, target: Target,
                    mib: int) -> None:
+    if mib * MIB > MAX_BODY_BYTES:
+        target.may_send_over_limit_externally()
     send(ctx, external, ledger, target, MultipartUpload.with_total_size(mib * MIB), chunked=True)
 
 

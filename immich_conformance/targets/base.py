@@ -83,6 +83,14 @@ class Target(ABC):
         upload = self.nas_root / "upload"
         return {p for p in upload.rglob("*") if p.is_file() and p.name != ".immich"} if upload.exists() else set()
 
+    def split_horizon(self) -> tuple[str, str | None]:
+        """Which side of split-horizon DNS the suite runs on ("lan" or "internet") and the node's LAN address."""
+        raise TargetUnsupported(f"the {self.name} target has no public DNS name to resolve")
+
+    def may_send_over_limit_externally(self) -> None:
+        """Raise TargetUnsupported where a body over the edge limit must not go to the public hostname."""
+        return None
+
     def log_marks(self) -> dict[str, int]:
         """Positions in each component's log, to read what a scenario caused."""
         return {}
