@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from .targets import TARGET_NAMES, Target, TargetUnsupported
+from .targets import TARGET_NAMES, LogMarks, Target, TargetUnsupported
 from .targets.live import SETTINGS_HELP, LiveSettings, LiveSettingsError, LiveTarget
 from .targets.sandbox import Sandbox
 
-LOG_MARKS = pytest.StashKey[dict[str, int]]()
+LOG_MARKS = pytest.StashKey[LogMarks]()
 TARGET_ENV = "IMMICH_CONFORMANCE_TARGET"
 LIVE_CONFIG_ENV = "IMMICH_CONFORMANCE_LIVE_CONFIG"
 LIVE_TARGET = pytest.StashKey[LiveTarget]()

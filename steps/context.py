@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from immich_conformance.immich_client import ImmichClient
-from immich_conformance.targets import Target
+from immich_conformance.targets import LogMarks, Target
 from immich_conformance.uploads import MultipartUpload
 
 
@@ -19,7 +19,7 @@ from immich_conformance.uploads import MultipartUpload
 class ScenarioContext:
     """What one scenario has done and seen so far."""
 
-    marks: dict[str, int] = field(default_factory=dict)
+    marks: LogMarks = field(default_factory=dict)
     marker: str = field(default_factory=lambda: f"conformance-probe-{uuid.uuid4().hex}")
     response: httpx.Response | None = None
     error: Exception | None = None

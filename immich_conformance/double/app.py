@@ -22,6 +22,7 @@ from immich_conformance.double.settings import ConfigError, Settings
 from immich_conformance.double.state import STATE, DoubleState
 from immich_conformance.double.storage_integrity import StartupError, verify_storage
 from immich_conformance.double.validation import ApiError
+from immich_conformance.double.version_history import record_start
 
 CORRELATION_HEADER = "X-Correlation-ID"
 CORRELATION_KEY = web.RequestKey("correlation_id", str)
@@ -129,6 +130,7 @@ async def serve(settings: Settings) -> int:
         await db.open(settings.db_wait_seconds)
         await verify_storage(db, settings.media_location,
                              ignore_mount_check_errors=settings.ignore_mount_check_errors)
+        await record_start(db, settings.version, settings.fault)
     except (DatabaseUnavailable, StartupError) as exc:
         logging.getLogger("immich.StorageService" if isinstance(exc, StartupError) else "immich.Database").error(
             "%s", exc)

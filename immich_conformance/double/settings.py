@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from immich_conformance.versions import IMMICH_VERSION
 
+FAULTS = ("drop-one-asset-on-upgrade",)
+
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z]+(?:\.(\d+))?)?$")
 _TRUE = {"true", "1", "yes", "on"}
 
@@ -52,6 +54,7 @@ class Settings:
     version: ServerVersion
     ignore_mount_check_errors: bool
     db_wait_seconds: float
+    fault: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -65,7 +68,11 @@ class Settings:
             db_wait = float(env.get("IMMICH_DOUBLE_DB_WAIT") or "10")
         except ValueError:
             raise ConfigError("IMMICH_DOUBLE_DB_WAIT must be a number of seconds") from None
+        fault = env.get("IMMICH_DOUBLE_FAULT") or None
+        if fault is not None and fault not in FAULTS:
+            raise ConfigError(f"IMMICH_DOUBLE_FAULT={fault!r} is not a known fault: {', '.join(FAULTS)}")
         return cls(
+            fault=fault,
             host=env.get("IMMICH_HOST") or "0.0.0.0",
             port=port,
             media_location=Path(media.rstrip("/") or "/"),

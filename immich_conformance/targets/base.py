@@ -6,6 +6,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import httpx
 
@@ -14,6 +15,9 @@ from ..immich_client import ImmichClient
 from ..procs import wait_until
 
 IMMICH_MEDIA_LOCATION = PurePosixPath("/data")
+
+LogMarks = dict[str, Any]
+"""Where each component's log stood at a moment (a file offset, a timestamp: the target's own business)."""
 
 
 class TargetUnsupported(Exception):
@@ -91,11 +95,11 @@ class Target(ABC):
         """Raise TargetUnsupported where a body over the edge limit must not go to the public hostname."""
         return None
 
-    def log_marks(self) -> dict[str, int]:
+    def log_marks(self) -> LogMarks:
         """Positions in each component's log, to read what a scenario caused."""
         return {}
 
-    def logs_since(self, marks: dict[str, int]) -> dict[str, str]:
+    def logs_since(self, marks: LogMarks) -> dict[str, str]:
         """Each component's log from ``marks`` on."""
         return {}
 
@@ -103,7 +107,7 @@ class Target(ABC):
         """A URL whose request ``component`` answers and logs (any status): see ``seen_by``."""
         raise TargetUnsupported(f"the {self.name} target cannot show what {component} received")
 
-    def seen_by(self, component: str, marker: str, marks: dict[str, int], timeout: float = 15.0) -> bool:
+    def seen_by(self, component: str, marker: str, marks: LogMarks, timeout: float = 15.0) -> bool:
         """Whether ``component`` ("origin-proxy" or "immich-server") logged ``marker`` since ``marks``.
 
         Logs are written late (buffers) but in order. So a sentinel request is sent to the component after the

@@ -29,7 +29,7 @@ from ..origin_proxy import OriginProxy, ProxySettings
 from ..postgres import LocalPostgres
 from ..procs import LOOPBACK, ManagedProcess, free_port, port_open
 from ..tls import write_server_files
-from .base import Endpoint, Target
+from .base import Endpoint, LogMarks, Target
 from .bootstrap import bootstrap_user
 
 # .test never resolves: a client that follows the Access login redirect cannot leave the machine.
@@ -220,10 +220,10 @@ class Sandbox(Target):
         files["postgres"] = self.logs / "postgres.log"
         return files
 
-    def log_marks(self) -> dict[str, int]:
+    def log_marks(self) -> LogMarks:
         return {name: path.stat().st_size if path.exists() else 0 for name, path in self.log_files().items()}
 
-    def logs_since(self, marks: dict[str, int]) -> dict[str, str]:
+    def logs_since(self, marks: LogMarks) -> dict[str, str]:
         out = {}
         for name, path in self.log_files().items():
             try:
