@@ -11,4 +11,5 @@ pytest_plugins = [
     "steps.body_steps",
     "steps.websocket_steps",
     "steps.dns_steps",
+    "steps.cluster_steps",
 ]

@@ -31,6 +31,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"where the stack under test runs: {', '.join(TARGET_NAMES)} (default sandbox; env {TARGET_ENV})",
     )
     group.addoption("--keep-sandbox", action="store_true", help="keep the sandbox's work folder (logs, NAS, database)")
+    group.addoption("--cluster", choices=["offline"], default=None,
+                    help="with --target cluster: build and run a single-node cluster on this machine, deploy, test "
+                         "and tear it down (otherwise: the cluster of --kubeconfig / KUBECONFIG)")
+    group.addoption("--kubeconfig", default=os.environ.get("KUBECONFIG"),
+                    help="with --target cluster: an existing kind or k3s cluster (env KUBECONFIG)")
+    group.addoption("--keep-cluster", action="store_true",
+                    help="with --cluster offline: leave the cluster running after the run (immich-conformance "
+                         "cluster down stops it)")
     group.addoption("--live-config", default=os.environ.get(LIVE_CONFIG_ENV),
                     help=f"the live target's settings file (YAML; env {LIVE_CONFIG_ENV})")
     group.addoption("--allow-large-external", action="store_true",
@@ -41,11 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
     target = config.getoption("--target")
     if target not in TARGET_NAMES:
         raise pytest.UsageError(f"--target {target!r} is not a target: choose one of {', '.join(TARGET_NAMES)}")
-    if target == "cluster":
-        raise pytest.UsageError(
-            "--target cluster is not available in this version of the suite: use the embedded sandbox (the default) "
-            "or --target live with --live-config."
-        )
+    if target == "cluster" and not (config.getoption("--cluster") or config.getoption("--kubeconfig")):
+        raise pytest.UsageError("--target cluster needs a cluster: --cluster offline (build and run one on this "
+                                "machine) or --kubeconfig PATH / KUBECONFIG (an existing kind or k3s cluster)")
     if target == "live":
         config.stash[LIVE_TARGET] = _live_target(config)
 
@@ -68,10 +74,25 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
 
     def progress(message: str) -> None:
         if reporter is not None:
-            reporter.write_line(f"[sandbox] {message}")
+            reporter.write_line(f"[{request.config.getoption('--target')}] {message}")
 
     if LIVE_TARGET in request.config.stash:
         yield request.config.stash[LIVE_TARGET]
+        return
+    if request.config.getoption("--target") == "cluster":
+        from .targets.cluster import ClusterTarget
+
+        kubeconfig = request.config.getoption("--kubeconfig")
+        cluster = ClusterTarget(
+            kubeconfig=Path(kubeconfig) if kubeconfig else None,
+            offline=request.config.getoption("--cluster") == "offline",
+            keep=request.config.getoption("--keep-cluster"),
+            progress=lambda message: progress(message.replace("[sandbox]", "")),
+        )
+        try:
+            yield cluster.start()
+        finally:
+            cluster.close()
         return
     sandbox = Sandbox(keep=request.config.getoption("--keep-sandbox"), progress=progress)
     with sandbox:
@@ -96,7 +117,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     if report.failed and LOG_MARKS in item.stash:
         target: Target = item._request.getfixturevalue("target")  # type: ignore[attr-defined]
-        for component, text in target.logs_since(item.stash[LOG_MARKS]).items():
+        for component, text in target.diagnostics(item.stash[LOG_MARKS]).items():
             if text.strip():
                 body = f"----- {component} log during this scenario -----\n{text[-20000:]}"
                 report.sections.append((f"Captured stdout {component} log", body))

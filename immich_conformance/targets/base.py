@@ -107,6 +107,10 @@ class Target(ABC):
         """A URL whose request ``component`` answers and logs (any status): see ``seen_by``."""
         raise TargetUnsupported(f"the {self.name} target cannot show what {component} received")
 
+    def diagnostics(self, marks: LogMarks) -> dict[str, str]:
+        """What a person needs to understand a failed scenario: each component's log since ``marks``, and more."""
+        return self.logs_since(marks)
+
     def seen_by(self, component: str, marker: str, marks: LogMarks, timeout: float = 15.0) -> bool:
         """Whether ``component`` ("origin-proxy" or "immich-server") logged ``marker`` since ``marks``.
 
@@ -120,6 +124,44 @@ class Target(ABC):
         log = wait_until(lambda: (text := self.logs_since(marks).get(component, "")) and sentinel in text and text,
                          timeout=timeout, interval=0.1, what=f"{component}'s log to show the sentinel request")
         return marker in log
+
+    # --- what only a Kubernetes cluster has (the cluster target overrides these) ----------------------------------
+    def _cluster_only(self, what: str) -> TargetUnsupported:
+        return TargetUnsupported(f"{what} needs a Kubernetes cluster (--target cluster); the {self.name} target "
+                                 "runs none")
+
+    def deployments(self) -> dict[str, dict[str, Any]]:
+        raise self._cluster_only("checking Deployments")
+
+    def wait_available(self, names: list[str] | None = None, *, since: float = 0.0, timeout: float = 300) -> float:
+        raise self._cluster_only("waiting for Deployments")
+
+    def restart(self, deployment: str) -> float:
+        raise self._cluster_only("restarting pods")
+
+    def restart_without_waiting(self, deployment: str) -> float:
+        raise self._cluster_only("restarting pods")
+
+    def stays_unready(self, deployment: str, *, since: float, seconds: float) -> bool:
+        raise self._cluster_only("watching pod readiness")
+
+    def node_ports(self) -> dict[str, list[int]]:
+        raise self._cluster_only("listing node ports")
+
+    def tunnel_destinations(self) -> list[str]:
+        raise self._cluster_only("reading the tunnel's route")
+
+    def unmount_nas(self) -> None:
+        raise self._cluster_only("taking the NAS away")
+
+    def mount_nas(self) -> None:
+        raise self._cluster_only("putting the NAS back")
+
+    def require_network_policy_enforcement(self) -> None:
+        raise self._cluster_only("checking NetworkPolicies")
+
+    def can_connect(self, source: str, destination: str) -> bool:
+        raise self._cluster_only("connecting pod to pod")
 
     @abstractmethod
     def close(self) -> None:
