@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -70,6 +71,20 @@ def cmd_check_stack(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    """Rehearse an Immich upgrade on a cluster: deploy, test, seed, upgrade, verify."""
+    from .rehearsal.releases import RehearsalError
+    from .rehearsal.run import rehearse
+
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+    try:
+        return rehearse(ref_from=args.ref_from, ref_to=args.ref_to, kubeconfig=Path(kubeconfig) if kubeconfig else None,
+                        offline=args.cluster == "offline", reports=Path(args.reports), keep_cluster=args.keep_cluster)
+    except RehearsalError as exc:
+        print(f"immich-conformance rehearse: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="immich-conformance", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -83,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="render with the committed *.env.example files instead of your secret files")
     check.add_argument("--skip-checkov", action="store_true", help="leave out the checkov scan (slowest part)")
     check.set_defaults(func=cmd_check_stack)
+    rehearse = commands.add_parser("rehearse", help="rehearse an Immich upgrade on a cluster (the pre-upgrade gate)",
+                                   description="Deploy the from-release, run the scenarios, seed assets, upgrade to "
+                                               "the to-release, verify every asset byte for byte and run the "
+                                               "scenarios again. Exit 0 only if every phase passed.")
+    rehearse.add_argument("--from", dest="ref_from", help="a git ref of this repository or an Immich tag (vX.Y.Z); "
+                                                          "offline default: the pinned release")
+    rehearse.add_argument("--to", dest="ref_to", help="as --from; offline default: the next double release")
+    rehearse.add_argument("--cluster", choices=["offline"], help="build and run a cluster on this machine")
+    rehearse.add_argument("--kubeconfig", help="an existing kind or k3s cluster (default KUBECONFIG)")
+    rehearse.add_argument("--reports", default="reports/rehearsal", help="where the JUnit and HTML reports go")
+    rehearse.add_argument("--keep-cluster", action="store_true", help="leave the offline cluster running")
+    rehearse.set_defaults(func=cmd_rehearse)
     return parser
 
 

@@ -39,6 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep-cluster", action="store_true",
                     help="with --cluster offline: leave the cluster running after the run (immich-conformance "
                          "cluster down stops it)")
+    group.addoption("--deployed", action="store_true",
+                    help="with --target cluster: test the stack already deployed (no fresh deployment); needs "
+                         "IMMICH_CONFORMANCE_API_KEY")
     group.addoption("--live-config", default=os.environ.get(LIVE_CONFIG_ENV),
                     help=f"the live target's settings file (YAML; env {LIVE_CONFIG_ENV})")
     group.addoption("--allow-large-external", action="store_true",
@@ -87,7 +90,8 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             kubeconfig=Path(kubeconfig) if kubeconfig else None,
             offline=request.config.getoption("--cluster") == "offline",
             keep=request.config.getoption("--keep-cluster"),
-            progress=lambda message: progress(message.replace("[sandbox]", "")),
+            deploy=not request.config.getoption("--deployed"),
+            progress=progress,
         )
         try:
             yield cluster.start()

@@ -35,7 +35,22 @@ SERVICE_PORTS = {"origin-proxy": 8080, "immich-server": 2283, "postgres": 5432, 
                  "immich-machine-learning": 3003, "edge-standin": 8080}
 PYTHON_IN_IMAGES = "/opt/venv/bin/python"  # the project's Python images (immich_conformance.images.recipes)
 POSTGRES_UID = 999
+TEST_DATA_MARKER = ".immich-conformance-test-data"
+# For a run against a cluster whose node is this very machine (the offline cluster, deployed by another run).
+NODE_ADDRESS_ENV = "IMMICH_CONFORMANCE_NODE_ADDRESS"
+NODE_LOCAL_ENV = "IMMICH_CONFORMANCE_NODE_LOCAL"
 ROLLOUT_TIMEOUT = 300.0
+
+
+def set_immich_tag(rendered: str, tag: str) -> str:
+    """Rendered manifests with the Immich server and machine-learning images at ``tag``."""
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            name, _, _ = container["image"].rpartition(":")
+            if name.endswith(("/immich-server", "/immich-machine-learning")):
+                container["image"] = f"{name.split('@')[0]}:{tag}"
+    return yaml.safe_dump_all(docs)
 
 
 class ClusterSetupError(RuntimeError):
@@ -51,8 +66,9 @@ class ClusterTarget(Target):
     name = "cluster"
 
     def __init__(self, *, kubeconfig: Path | None, offline: bool, keep: bool = False, deploy: bool = True,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 immich_tag: str | None = None, progress: Callable[[str], None] | None = None) -> None:
         self.kubeconfig = kubeconfig
+        self.immich_tag = immich_tag
         self.offline = offline
         self.keep = keep
         self.deploy = deploy
@@ -84,13 +100,19 @@ class ClusterTarget(Target):
             self.node_ip = info.node_ip
             images = build_images(None, default_cache_dir(), self._progress)
             self._cluster.import_images([image.archive for image in images.values()])
+            if self.immich_tag:
+                self.import_immich_release(self.immich_tag)
             self.timings["provision"] = time.monotonic() - started
         elif self.kubeconfig is None:
             raise ClusterSetupError("--target cluster needs a cluster: --cluster offline (build and run one here) or "
                                     "--kubeconfig PATH / KUBECONFIG (an existing kind or k3s cluster)")
         self.kube = Kube(self.kubeconfig, NAMESPACE)
+        ready = self.kube.run("get", "--raw", "/readyz", namespaced=False, check=False, timeout=30)
+        if ready.returncode != 0:
+            raise ClusterSetupError(f"the cluster of {self.kubeconfig} does not answer: "
+                                    f"{(ready.stderr or ready.stdout).strip()[:300]}")
         if not self.offline:
-            self.node_ip = os.environ.get("IMMICH_CONFORMANCE_NODE_ADDRESS") or "127.0.0.1"
+            self.node_ip = os.environ.get(NODE_ADDRESS_ENV) or "127.0.0.1"
         from ..images.edge_material import default_component_dir, prepare_edge_material
 
         self.material = prepare_edge_material(default_component_dir())
@@ -114,26 +136,63 @@ class ClusterTarget(Target):
             self.kube.run("delete", "namespace", NAMESPACE, "--wait=true", namespaced=False, timeout=300)
         self._prepare_host_folders()
         self._ensure_overlay_secrets()
-        self._progress("applying stack/overlays/ci")
-        self.kube.apply_kustomization(OVERLAY)
+        self._progress(f"applying stack/overlays/ci{f' with Immich {self.immich_tag}' if self.immich_tag else ''}")
+        self.apply_release(self.immich_tag)
         took = self.kube.wait_rollout(timeout=ROLLOUT_TIMEOUT)
         self.timings["rollout"] = time.monotonic() - began
         self._progress(f"every Deployment Available ({took:.1f}s after apply)")
 
+    def apply_release(self, immich_tag: str | None) -> float:
+        """Apply the ci overlay, with the Immich server and machine learning at ``immich_tag`` when given (the
+        stack pins both to one release). Returns the time of the apply (for waiting on fresh pods)."""
+        rendered = self.kube.run("kustomize", str(OVERLAY), namespaced=False).stdout
+        if immich_tag:
+            rendered = set_immich_tag(rendered, immich_tag)
+        applied_at = time.time()
+        self.kube.run("apply", "-f", "-", namespaced=False, stdin=rendered, timeout=180)
+        return applied_at
+
+    def import_immich_release(self, immich_tag: str) -> None:
+        """Offline cluster: build (or take from the cache) the API double images for ``immich_tag`` and import them.
+        A tag VERSION-FAULT is the deliberately broken build of VERSION (see immich_conformance.double)."""
+        if self._cluster is None:
+            return
+        from ..double.settings import FAULTS
+        from ..images.build import build_images, default_cache_dir
+        from ..images.recipes import BuildOptions
+
+        version, fault = immich_tag, None
+        for known in FAULTS:
+            if immich_tag.endswith(f"-{known}"):
+                version, fault = immich_tag[: -len(known) - 1], known
+        options = BuildOptions(double_version=version, double_fault=fault)
+        images = build_images(["immich-server", "immich-machine-learning"], default_cache_dir(), self._progress,
+                              options=options)
+        self._cluster.import_images([image.archive for image in images.values()])
+
     def _prepare_host_folders(self) -> None:
-        """A fresh NAS library and internal drive on the node (the node is this machine, or kind's mounts)."""
+        """A fresh NAS library and internal drive on the node (the node is this machine, or kind's mounts).
+
+        Only folders the suite made itself (a marker file beside each) are emptied: anything else there is
+        someone's data, and the deployment stops with a message instead.
+        """
         settings = overlay_settings()
         nas, pg, models = (self.host_path(settings[k]) for k in ("nasLibraryPath", "postgresDataPath",
                                                                  "modelCachePath"))
         for folder in (nas, pg, models):
+            marker = folder.with_name(folder.name + TEST_DATA_MARKER)
+            if folder.exists() and any(folder.iterdir()) and not marker.exists():
+                raise ClusterSetupError(f"{folder} holds data the suite did not make: the test deployment would "
+                                        "overwrite it. Move it away, or point stack/overlays/kind at other folders.")
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
+            marker.write_text("made by the Immich conformance suite for a test deployment; emptied on each one\n")
         os.chown(pg, POSTGRES_UID, POSTGRES_UID)
         pg.chmod(0o700)
 
     def host_path(self, node_path: str) -> Path:
         """Where a node path is on this machine: the same path on the offline node, kind's extraMounts otherwise."""
-        if self.offline:
+        if self.offline or os.environ.get(NODE_LOCAL_ENV) == "1":
             return Path(node_path)
         cluster = yaml.safe_load((STACK_DIR / "kind" / "cluster.yaml").read_text())
         for node in cluster.get("nodes", []):

@@ -1,0 +1,189 @@
+"""One rehearsal: its cluster, its releases, the assets it seeded, and each phase's work."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .. import REPO_ROOT
+from ..immich_client import ImmichClient
+from ..procs import wait_until
+from ..targets.cluster import NODE_ADDRESS_ENV, NODE_LOCAL_ENV, ClusterTarget
+from ..uploads import ImageSpec, MultipartUpload
+from .releases import RehearsalError, Release
+
+PHOTOS = 6
+PHOTO_BYTES = 256 * 1024
+LARGE_FILE_BYTES = 30 * 1024 * 1024
+UPGRADE_TIMEOUT = 300.0
+CRASH_RESTARTS = 3
+
+
+@dataclass
+class Seeded:
+    asset_id: str
+    sha1: bytes
+    size: int
+    nas_path: Path
+    image: ImageSpec
+
+
+@dataclass
+class Rehearsal:
+    release_from: Release
+    release_to: Release
+    kubeconfig: Path | None
+    offline: bool
+    reports: Path
+    progress: Callable[[str], None] = print
+    keep_cluster: bool = False
+    seeded: list[Seeded] = field(default_factory=list)
+    failed_phase: str | None = None
+    target: ClusterTarget | None = None
+
+    # --- phases ----------------------------------------------------------------------------------------------------
+    def deploy_from(self) -> None:
+        self.target = ClusterTarget(kubeconfig=self.kubeconfig, offline=self.offline, keep=self.keep_cluster,
+                                    immich_tag=self.release_from.immich_tag, progress=self.progress).start()
+        self._expect_version(self.release_from.immich_tag)
+
+    def scenarios(self, label: str) -> None:
+        target = self._target()
+        env = {**os.environ, "IMMICH_CONFORMANCE_API_KEY": target.api_key, NODE_ADDRESS_ENV: target.node_ip,
+               NODE_LOCAL_ENV: "1" if target.offline else os.environ.get(NODE_LOCAL_ENV, "0")}
+        junit = self.reports / f"scenarios-{label}.xml"
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "features/", "--target", "cluster", "--deployed",
+             "--kubeconfig", str(target.kubeconfig), "-p", "no:cacheprovider", "-q", "-rs",
+             f"--junitxml={junit}"],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800,
+        )
+        summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
+        self.progress(f"scenarios {label}: {summary}")
+        if result.returncode != 0:
+            raise AssertionError(f"the scenarios failed {label} the upgrade ({summary}); report: {junit}\n"
+                                 f"{result.stdout[-6000:]}")
+
+    def seed(self) -> None:
+        target = self._target()
+        client = target.lan.client(target.api_key)
+        try:
+            for size in [PHOTO_BYTES] * PHOTOS + [LARGE_FILE_BYTES]:
+                image = ImageSpec.unique(size)
+                response = client.upload(MultipartUpload.for_image(image))
+                assert response.status_code == 201, f"seeding an asset answered {response.status_code}: {response.text}"
+                asset_id = response.json()["id"]
+                info = client.asset(asset_id).json()
+                self.seeded.append(Seeded(asset_id, image.sha1(), size, target.nas_path(info["originalPath"]), image))
+        finally:
+            client.close()
+        self.progress(f"seeded {len(self.seeded)} assets ({sum(s.size for s in self.seeded) / 2**20:.1f} MiB)")
+
+    def upgrade(self) -> None:
+        target = self._target()
+        tag = self.release_to.immich_tag
+        target.import_immich_release(tag)
+        applied_at = target.apply_release(tag)
+        deadline = time.monotonic() + UPGRADE_TIMEOUT
+
+        def rolled_out() -> bool:
+            self._fail_on_crash_loop(applied_at)
+            return bool(target.kube.ready_pods({"app.kubernetes.io/name": "immich-server"}, since=applied_at))
+
+        wait_until(rolled_out, timeout=max(deadline - time.monotonic(), 1), interval=2.0,
+                   what=f"the upgraded immich-server ({tag}) Ready")
+        target.wait_available(since=0.0, timeout=max(deadline - time.monotonic(), 1))
+        self._expect_version(tag)
+
+    def verify(self) -> None:
+        target = self._target()
+        client = target.lan.client(target.api_key)
+        problems: list[str] = []
+        try:
+            for asset in self.seeded:
+                problems += check_asset(client, asset)
+            self._expect_version(self.release_to.immich_tag)
+        finally:
+            client.close()
+        assert not problems, f"{len(problems)} problem(s) after the upgrade:\n" + "\n".join(problems)
+
+    def delete_seeded(self) -> None:
+        if not self.seeded or self.target is None:
+            return
+        client = self.target.lan.client(self.target.api_key)
+        try:
+            response = client.delete_assets([s.asset_id for s in self.seeded], force=True)
+            if response.status_code == 204:
+                self.seeded.clear()
+        finally:
+            client.close()
+
+    def close(self) -> None:
+        try:
+            self.delete_seeded()
+        finally:
+            if self.target is not None:
+                self.target.close()
+
+    # --- helpers ---------------------------------------------------------------------------------------------------
+    def _target(self) -> ClusterTarget:
+        if self.target is None:
+            raise RehearsalError("the from-release was never deployed")
+        return self.target
+
+    def _expect_version(self, tag: str) -> None:
+        target = self._target()
+        want = tag.split("-", 1)[0].lstrip("v")
+
+        def reports_it() -> bool:
+            client = ImmichClient(target.lan.url)
+            try:
+                v = client.version().json()
+            finally:
+                client.close()
+            return f"{v['major']}.{v['minor']}.{v['patch']}" == want
+
+        wait_until(reports_it, timeout=120, interval=1.0, what=f"the server reporting version {want}")
+
+    def _fail_on_crash_loop(self, since: float) -> None:
+        target = self._target()
+        for pod in target.kube.items("pods", "app.kubernetes.io/name=immich-server"):
+            for status in pod.get("status", {}).get("containerStatuses", []):
+                waiting = status.get("state", {}).get("waiting", {}).get("reason", "")
+                if status.get("restartCount", 0) >= CRASH_RESTARTS or waiting == "CrashLoopBackOff":
+                    name = pod["metadata"]["name"]
+                    logs = target.kube.run("logs", name, "--previous", "--tail=80", check=False).stdout
+                    raise AssertionError(f"immich-server pod {name} is crash-looping after the upgrade "
+                                         f"({waiting or status.get('restartCount')} restarts); its last log:\n{logs}")
+
+
+def check_asset(client: ImmichClient, asset: Seeded) -> list[str]:
+    """What is wrong with one seeded asset after the upgrade ([] when it is intact)."""
+    response = client.asset(asset.asset_id)
+    if response.status_code != 200:
+        return [f"asset {asset.asset_id} is gone: GET /api/assets/{asset.asset_id} answered {response.status_code}"]
+    problems = []
+    if base64.b64decode(response.json()["checksum"]) != asset.sha1:
+        problems.append(f"asset {asset.asset_id}: Immich reports another checksum")
+    if not asset.nas_path.is_file():
+        problems.append(f"asset {asset.asset_id}: its file {asset.nas_path} is not on the NAS")
+    else:
+        digest = hashlib.sha1()
+        with asset.nas_path.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        if digest.digest() != asset.sha1:
+            problems.append(f"asset {asset.asset_id}: {asset.nas_path} differs from the bytes uploaded")
+    return problems
+
+
+REHEARSAL = pytest.StashKey[Rehearsal]()
