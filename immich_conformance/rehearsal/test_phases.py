@@ -52,3 +52,8 @@ def test_6_scenarios_on_the_to_release(rehearsal: Rehearsal, phase: str) -> None
     _phase(rehearsal, phase)
     rehearsal.scenarios("after")
     rehearsal.delete_seeded()
+
+
+def test_7_upload_throughput_on_the_to_release(rehearsal: Rehearsal, phase: str) -> None:
+    _phase(rehearsal, phase)
+    rehearsal.load_test()

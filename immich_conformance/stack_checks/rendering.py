@@ -65,9 +65,9 @@ def find_stack_dir(start: Path | None = None) -> Path:
 
 # Overlays the suite itself uses to test, not for a node: `ci` is the kind overlay with the project's own images and
 # the Cloudflare edge stand-in in cloudflared's place (tests/images/test_ci_overlay.py proves it differs from kind in
-# exactly that). The checks written for a real node (only Immich exposed, cloudflared routed to the proxy, Immich's
-# Postgres image) do not apply to it.
-TEST_OVERLAYS = frozenset({"ci"})
+# exactly that); `kind-edge-standin` is the same with the real Immich images (a user's CI). The checks written for a
+# real node (only Immich exposed, cloudflared routed to the proxy, Immich's Postgres image) do not apply to them.
+TEST_OVERLAYS = frozenset({"ci", "kind-edge-standin"})
 
 
 def overlay_names(stack_dir: Path, *, include_test_overlays: bool = False) -> list[str]:

@@ -28,7 +28,8 @@ from .base import Endpoint, LogMarks, Target, TargetUnsupported
 from .bootstrap import bootstrap_user
 
 NAMESPACE = "immich"
-OVERLAY = STACK_DIR / "overlays" / "ci"
+OVERLAYS = STACK_DIR / "overlays"
+DEFAULT_OVERLAY = "ci"
 KIND_OVERLAY = STACK_DIR / "overlays" / "kind"
 COMPONENTS = ("origin-proxy", "immich-server", "edge-standin", "immich-machine-learning", "postgres", "redis")
 SERVICE_PORTS = {"origin-proxy": 8080, "immich-server": 2283, "postgres": 5432, "redis": 6379,
@@ -66,8 +67,10 @@ class ClusterTarget(Target):
     name = "cluster"
 
     def __init__(self, *, kubeconfig: Path | None, offline: bool, keep: bool = False, deploy: bool = True,
-                 immich_tag: str | None = None, progress: Callable[[str], None] | None = None) -> None:
+                 immich_tag: str | None = None, overlay: str = DEFAULT_OVERLAY,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.kubeconfig = kubeconfig
+        self.overlay = overlay
         self.immich_tag = immich_tag
         self.offline = offline
         self.keep = keep
@@ -136,16 +139,17 @@ class ClusterTarget(Target):
             self.kube.run("delete", "namespace", NAMESPACE, "--wait=true", namespaced=False, timeout=300)
         self._prepare_host_folders()
         self._ensure_overlay_secrets()
-        self._progress(f"applying stack/overlays/ci{f' with Immich {self.immich_tag}' if self.immich_tag else ''}")
+        self._progress(f"applying stack/overlays/{self.overlay}"
+                       f"{f' with Immich {self.immich_tag}' if self.immich_tag else ''}")
         self.apply_release(self.immich_tag)
         took = self.kube.wait_rollout(timeout=ROLLOUT_TIMEOUT)
         self.timings["rollout"] = time.monotonic() - began
         self._progress(f"every Deployment Available ({took:.1f}s after apply)")
 
     def apply_release(self, immich_tag: str | None) -> float:
-        """Apply the ci overlay, with the Immich server and machine learning at ``immich_tag`` when given (the
+        """Apply the overlay, with the Immich server and machine learning at ``immich_tag`` when given (the
         stack pins both to one release). Returns the time of the apply (for waiting on fresh pods)."""
-        rendered = self.kube.run("kustomize", str(OVERLAY), namespaced=False).stdout
+        rendered = self.kube.run("kustomize", str(OVERLAYS / self.overlay), namespaced=False).stdout
         if immich_tag:
             rendered = set_immich_tag(rendered, immich_tag)
         applied_at = time.time()

@@ -1,0 +1,623 @@
+"""`OfflineCluster`: a real single-node Kubernetes on this machine, built from the Go module proxy, with no registry
+and nothing leaving the machine.
+
+`up` installs missing Debian packages, builds (cached), clears what a crashed run left, puts the egress guard in
+place, starts containerd, etcd, the control plane, the kubelet and kube-proxy, waits for the node to be Ready and
+installs CoreDNS. `down` stops everything and leaves the machine as `up` found it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tarfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from immich_conformance.procs import WaitTimeout, wait_until
+
+from . import configs, coredns, layout, machine, network
+from .build import Builder, fmt_duration
+from .daemons import Daemon, stop_pids, wait_reaped
+from .errors import ClusterError
+from .kube import KubeApi
+from .layout import StateLayout
+from .packages import ensure_packages
+from .pause import pause_archive
+from .pki import Pki
+
+# Start order; `down` stops them in reverse.
+COMPONENTS = ("containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
+              "kube-proxy")
+READY_TIMEOUT = {"containerd": 30.0, "etcd": 60.0, "kube-apiserver": 120.0, "kube-controller-manager": 60.0,
+                 "kube-scheduler": 60.0, "kubelet": 60.0, "kube-proxy": 60.0}
+NODE_READY_TIMEOUT = 120.0
+COREDNS_TIMEOUT = 120.0
+# What `down` keeps under the state dir: the logs, and containerd's content store (imported images).
+KEPT = ("logs", "containerd")
+KEPT_IN_CONTAINERD = ("root", "imported.json")
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    kubeconfig: Path
+    node_ip: str
+    api_server: str
+    state_dir: Path
+    kubectl: list[str]  # argv prefix: kubectl with --kubeconfig
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    running: bool
+    components: dict[str, str]  # component -> "running (pid N)" | "stopped"
+    node_ready: bool
+    kubeconfig: Path | None
+    egress_guard: bool
+    state_dir: Path
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"cluster: {'running' if self.running else 'not running'} (state {self.state_dir})"]
+        out += [f"  {name}: {state}" for name, state in self.components.items()]
+        out.append(f"  node {layout.NODE_NAME}: {'Ready' if self.node_ready else 'not Ready'}")
+        out.append(f"  egress guard: {'in place' if self.egress_guard else 'absent'}")
+        if self.kubeconfig:
+            out.append(f"  kubeconfig: {self.kubeconfig}")
+        out += [f"  problem: {p}" for p in self.problems]
+        return out
+
+
+def _require_root(action: str) -> None:
+    if os.geteuid() != 0:
+        raise ClusterError(f"`cluster {action}` needs root: it runs containerd and a kubelet, changes network devices "
+                           "and iptables rules. Run it as root (for example `sudo -E immich-conformance cluster "
+                           f"{action}`)")
+
+
+class OfflineCluster:
+    def __init__(self, state_dir: Path | None = None, *, progress: Callable[[str], None] = print,
+                 cache_dir: Path | None = None) -> None:
+        self.state = StateLayout((state_dir or layout.default_state_dir()).resolve())
+        self.cache_dir = cache_dir or layout.default_cache_dir()
+        self.progress = progress
+        self.builder = Builder(self.cache_dir, progress=progress)
+        self.bin = self.builder.bin_dir
+        self.pki = Pki(self.state.pki)
+        self.daemons = {name: self._daemon(name) for name in COMPONENTS}
+        self.timings: dict[str, float] = {}
+
+    # == public API =================================================================================================
+    @property
+    def info(self) -> ClusterInfo:
+        return ClusterInfo(
+            kubeconfig=self.state.kubeconfig,
+            node_ip=layout.NODE_IP,
+            api_server=self.api_server,
+            state_dir=self.state.root,
+            kubectl=[str(self.bin / "kubectl"), "--kubeconfig", str(self.state.kubeconfig)],
+        )
+
+    @property
+    def api_server(self) -> str:
+        return f"https://{layout.NODE_IP}:{layout.API_PORT}"
+
+    def api(self) -> KubeApi:
+        return KubeApi(self.api_server, self.pki.ca_cert, self.pki.cert("admin"), self.pki.key("admin"),
+                       self.info.kubectl)
+
+    def up(self) -> ClusterInfo:
+        _require_root("up")
+        started = time.monotonic()
+        installed = ensure_packages(progress=self.progress)
+        if installed:
+            self.progress(f"installed Debian packages: {' '.join(installed)}")
+        self.builder.build_all()
+        images = [pause_archive(self.cache_dir), coredns.coredns_archive(self.cache_dir, self.bin / "coredns")]
+        current = self.status()
+        if current.running and current.node_ready and current.egress_guard and not current.problems:
+            self.progress(f"the cluster of {self.state.root} is already up")
+            return self.info
+        if self._anything_left():
+            self.progress("clearing what an earlier run left behind")
+            self._teardown()
+        self._check_ports()
+        try:
+            self._start(images)
+        except BaseException as exc:
+            self.progress(f"up failed ({type(exc).__name__}); stopping what was started (logs stay in "
+                          f"{self.state.logs})")
+            with contextlib.suppress(Exception):
+                self._teardown()
+            raise
+        self.timings["up"] = time.monotonic() - started
+        ready = fmt_duration(self.timings["node_ready"])
+        self.progress(f"cluster up in {fmt_duration(self.timings['up'])} (node Ready {ready} after the processes "
+                      f"started); kubeconfig {self.state.kubeconfig}")
+        return self.info
+
+    def import_images(self, archives: Sequence[Path]) -> None:
+        """Import image archives into containerd's k8s.io namespace; one already there with the same manifest
+        digest is skipped."""
+        present = self._images_present()
+        for archive in archives:
+            ref, digest = _archive_ref_digest(Path(archive))
+            if present.get(ref) == digest:
+                continue
+            t0 = time.monotonic()
+            result = subprocess.run([*self._ctr(), "images", "import", "--local", str(archive)],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ClusterError(f"importing {archive} ({ref}) into containerd failed: "
+                                   f"{(result.stderr or result.stdout).strip()}")
+            after = self._images_present()
+            if after.get(ref) != digest:
+                raise ClusterError(f"{archive} was imported but containerd does not list {ref} at {digest}")
+            present = after
+            self.progress(f"imported {ref} in {fmt_duration(time.monotonic() - t0)}")
+
+    def down(self) -> None:
+        _require_root("down")
+        started = time.monotonic()
+        self._teardown()
+        self.timings["down"] = time.monotonic() - started
+        self.progress(f"cluster down in {fmt_duration(self.timings['down'])}")
+
+    def status(self) -> ClusterStatus:
+        components = {}
+        for name, daemon in self.daemons.items():
+            pid = daemon.recorded_pid()
+            components[name] = f"running (pid {pid})" if pid else "stopped"
+        running = all(v != "stopped" for v in components.values())
+        problems = []
+        node_ready = False
+        if running:
+            try:
+                node_ready = self.api().node_ready(layout.NODE_NAME)
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                problems.append(f"API server not answering: {exc}")
+        elif any(v != "stopped" for v in components.values()):
+            problems.append("some components are stopped: run `cluster down` then `cluster up`")
+        guard = network.guard_installed() if shutil.which("iptables") else False
+        if running and not guard:
+            problems.append("the egress guard is missing while the cluster runs: run `cluster down`")
+        return ClusterStatus(running=running, components=components, node_ready=node_ready,
+                             kubeconfig=self.state.kubeconfig if self.state.kubeconfig.exists() else None,
+                             egress_guard=guard, state_dir=self.state.root, problems=problems)
+
+    def wait_default_service_account(self, namespace: str, timeout: float = 30.0) -> None:
+        self.api().wait_default_service_account(namespace, timeout=timeout)
+
+    # == start ======================================================================================================
+    def _daemon(self, name: str) -> Daemon:
+        env = dict(os.environ)
+        env["PATH"] = f"{self.bin}:{env.get('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')}"
+        return Daemon(name, self._argv(name), log_path=self.state.log(name), pid_file=self.state.pid_file(name),
+                      env=env, cwd=self.state.run)
+
+    def _argv(self, name: str) -> list[str]:
+        s, p = self.state, self.pki
+        node_ip = layout.NODE_IP
+        if name == "containerd":
+            return [str(self.bin / "containerd"), "--config", str(s.containerd_config)]
+        if name == "etcd":
+            peer = f"https://127.0.0.1:{layout.ETCD_PEER_PORT}"
+            client = f"https://127.0.0.1:{layout.ETCD_CLIENT_PORT}"
+            return [str(self.bin / "etcd"), "--name", layout.NODE_NAME, "--data-dir", str(s.etcd_data),
+                    "--listen-client-urls", client, "--advertise-client-urls", client,
+                    "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                    "--initial-cluster", f"{layout.NODE_NAME}={peer}", "--initial-cluster-state", "new",
+                    "--cert-file", str(p.cert("etcd-server")), "--key-file", str(p.key("etcd-server")),
+                    "--trusted-ca-file", str(p.ca_cert), "--client-cert-auth",
+                    "--peer-cert-file", str(p.cert("etcd-server")), "--peer-key-file", str(p.key("etcd-server")),
+                    "--peer-trusted-ca-file", str(p.ca_cert), "--peer-client-cert-auth",
+                    "--listen-metrics-urls", "", "--log-level", "warn"]
+        if name == "kube-apiserver":
+            return [str(self.bin / "kube-apiserver"),
+                    f"--advertise-address={node_ip}", f"--bind-address={node_ip}",
+                    f"--secure-port={layout.API_PORT}",
+                    f"--etcd-servers=https://127.0.0.1:{layout.ETCD_CLIENT_PORT}",
+                    f"--etcd-cafile={p.ca_cert}", f"--etcd-certfile={p.cert('apiserver-etcd-client')}",
+                    f"--etcd-keyfile={p.key('apiserver-etcd-client')}",
+                    f"--client-ca-file={p.ca_cert}",
+                    f"--tls-cert-file={p.cert('apiserver')}", f"--tls-private-key-file={p.key('apiserver')}",
+                    f"--kubelet-certificate-authority={p.ca_cert}",
+                    f"--kubelet-client-certificate={p.cert('apiserver-kubelet-client')}",
+                    f"--kubelet-client-key={p.key('apiserver-kubelet-client')}",
+                    "--kubelet-preferred-address-types=InternalIP",
+                    "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+                    f"--service-account-issuer=https://kubernetes.default.svc.{layout.CLUSTER_DOMAIN}",
+                    f"--service-account-key-file={p.sa_pub}", f"--service-account-signing-key-file={p.sa_key}",
+                    f"--service-cluster-ip-range={layout.SERVICE_CIDR}", "--service-node-port-range=30000-32767",
+                    "--allow-privileged=true", "--profiling=false", f"--cert-dir={s.run / 'apiserver-certs'}"]
+        if name == "kube-controller-manager":
+            kubeconfig = s.component_kubeconfig("controller-manager")
+            return [str(self.bin / "kube-controller-manager"), f"--kubeconfig={kubeconfig}",
+                    f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+                    "--bind-address=127.0.0.1", f"--secure-port={layout.CONTROLLER_MANAGER_PORT}",
+                    f"--client-ca-file={p.ca_cert}", f"--root-ca-file={p.ca_cert}",
+                    f"--service-account-private-key-file={p.sa_key}", "--use-service-account-credentials=true",
+                    f"--cluster-signing-cert-file={p.ca_cert}", f"--cluster-signing-key-file={p.ca_key}",
+                    f"--service-cluster-ip-range={layout.SERVICE_CIDR}", f"--cluster-cidr={layout.POD_CIDR}",
+                    "--leader-elect=false", "--profiling=false", f"--cert-dir={s.run / 'controller-manager-certs'}"]
+        if name == "kube-scheduler":
+            kubeconfig = s.component_kubeconfig("scheduler")
+            return [str(self.bin / "kube-scheduler"), f"--config={s.config('scheduler.yaml')}",
+                    f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+                    "--bind-address=127.0.0.1", f"--secure-port={layout.SCHEDULER_PORT}",
+                    f"--client-ca-file={p.ca_cert}", f"--cert-dir={s.run / 'scheduler-certs'}"]
+        if name == "kubelet":
+            return [str(self.bin / "kubelet"), f"--config={s.config('kubelet.yaml')}",
+                    f"--kubeconfig={s.component_kubeconfig('kubelet')}", f"--root-dir={s.kubelet_root}",
+                    f"--cert-dir={s.kubelet_root / 'pki'}", f"--node-ip={node_ip}",
+                    f"--hostname-override={layout.NODE_NAME}"]
+        if name == "kube-proxy":
+            return [str(self.bin / "kube-proxy"), f"--config={s.config('kube-proxy.yaml')}"]
+        raise KeyError(name)
+
+    def _prepare_state(self) -> None:
+        s = self.state
+        for folder in (s.run, s.logs, s.etcd_data, s.kubelet_root, s.pod_logs, s.containerd_root,
+                       s.containerd_state, s.runc_root, s.cni_conf_dir, s.cni_ipam_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(s.etcd_data, 0o700)
+        self.pki.create()
+        self.pki.kubeconfig(s.kubeconfig, "admin", self.api_server)
+        for component, user in (("controller-manager", "controller-manager"), ("scheduler", "scheduler"),
+                                ("kube-proxy", "kube-proxy"), ("kubelet", "kubelet-client")):
+            self.pki.kubeconfig(s.component_kubeconfig(component), user, self.api_server)
+        configs.write(s.containerd_config, configs.containerd_toml(s, self.bin))
+        configs.write(s.cni_conf_dir / "10-immich-conformance.conflist", configs.cni_conflist(s))
+        configs.write(s.resolv_conf, configs.resolv_conf())
+        configs.write(s.config("kubelet.yaml"), configs.kubelet_config(s, self.pki))
+        configs.write(s.config("kube-proxy.yaml"), configs.kube_proxy_config(s))
+        configs.write(s.config("scheduler.yaml"), configs.scheduler_config(s))
+
+    def _start(self, images: list[Path]) -> None:
+        s = self.state
+        s.run.mkdir(parents=True, exist_ok=True)
+        before = machine.MachineSnapshot.take(self._owned_dirs())
+        s.machine_record.write_text(before.to_json())
+        self._prepare_state()
+        uplink = network.uplink()
+        network.create_node_link()
+        if uplink:
+            network.install_guard(uplink)
+        else:
+            self.progress("no default route on this machine: nothing can leave it, the egress guard has no uplink")
+        processes_started = time.monotonic()
+
+        containerd = self._launch("containerd")
+        containerd.wait_ready(self._containerd_answers, timeout=READY_TIMEOUT["containerd"], what="ready")
+        self._purge_containers()
+        self.import_images(images)
+
+        etcd = self._launch("etcd")
+        etcd.wait_ready(self._etcd_healthy, timeout=READY_TIMEOUT["etcd"], what="healthy")
+        apiserver = self._launch("kube-apiserver")
+        apiserver.wait_ready(self._apiserver_ready, timeout=READY_TIMEOUT["kube-apiserver"], what="ready (/readyz)")
+        for name in ("kube-controller-manager", "kube-scheduler"):
+            self._launch(name)
+        for name, port in (("kube-controller-manager", layout.CONTROLLER_MANAGER_PORT),
+                           ("kube-scheduler", layout.SCHEDULER_PORT)):
+            self.daemons[name].wait_ready(lambda port=port: _https_ok(f"https://127.0.0.1:{port}/healthz"),
+                                          timeout=READY_TIMEOUT[name], what="healthy")
+        kubelet = self._launch("kubelet")
+        proxy = self._launch("kube-proxy")
+        kubelet.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{layout.KUBELET_HEALTHZ_PORT}/healthz"),
+                           timeout=READY_TIMEOUT["kubelet"], what="healthy")
+        proxy.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{layout.KUBE_PROXY_HEALTHZ_PORT}/healthz"),
+                         timeout=READY_TIMEOUT["kube-proxy"], what="healthy (rules synced)")
+        if uplink:
+            network.ensure_guard_first()
+        api = self.api()
+        kubelet.wait_ready(lambda: api.node_ready(layout.NODE_NAME), timeout=NODE_READY_TIMEOUT,
+                           what=f"Ready (node {layout.NODE_NAME})")
+        self.timings["node_ready"] = time.monotonic() - processes_started
+        ready = fmt_duration(self.timings["node_ready"])
+        self.progress(f"node {layout.NODE_NAME} Ready {ready} after the processes started")
+
+        t0 = time.time()
+        api.wait_default_service_account("kube-system")
+        api.apply(coredns.manifests())
+        api.wait_pods_ready("kube-system", "k8s-app=kube-dns", timeout=COREDNS_TIMEOUT, since=t0 - 1)
+        api.wait_default_service_account("default")
+        if uplink:
+            network.ensure_guard_first()
+        self.progress(f"CoreDNS ready at {layout.DNS_SERVICE_IP}")
+
+    def _launch(self, name: str) -> Daemon:
+        self.progress(f"starting {name} (log {self.state.log(name)})")
+        return self.daemons[name].start()
+
+    # -- readiness probes -------------------------------------------------------------------------------------------
+    def _ctr(self) -> list[str]:
+        return [str(self.bin / "ctr"), "--address", str(self.state.containerd_socket), "--namespace", "k8s.io"]
+
+    def _containerd_answers(self) -> bool:
+        if not self.state.containerd_socket.exists():
+            return False
+        result = subprocess.run([*self._ctr(), "--timeout", "5s", "version"], capture_output=True, text=True)
+        return result.returncode == 0
+
+    def _etcd_healthy(self) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        ctx.load_cert_chain(str(self.pki.cert("apiserver-etcd-client")), str(self.pki.key("apiserver-etcd-client")))
+        with urllib.request.urlopen(f"https://127.0.0.1:{layout.ETCD_CLIENT_PORT}/health", context=ctx,
+                                    timeout=3) as resp:
+            return json.loads(resp.read()).get("health") == "true"
+
+    def _apiserver_ready(self) -> bool:
+        return self.api().get("/readyz") == "ok"
+
+    # -- images -----------------------------------------------------------------------------------------------------
+    def _images_present(self) -> dict[str, str]:
+        result = subprocess.run([*self._ctr(), "images", "ls"], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ClusterError(f"containerd does not answer ({result.stderr.strip()}): is the cluster up? "
+                               "Run `immich-conformance cluster up` first")
+        present = {}
+        for line in result.stdout.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 3:
+                present[fields[0]] = fields[2]
+        return present
+
+    def _purge_containers(self) -> None:
+        """Kill and delete every task, container and sandbox in containerd's k8s.io namespace."""
+        ctr = self._ctr()
+
+        def ids(*args: str, header: bool = False) -> list[str]:
+            result = subprocess.run([*ctr, "--timeout", "20s", *args], capture_output=True, text=True)
+            if result.returncode != 0:
+                return []
+            lines = result.stdout.splitlines()[1 if header else 0:]
+            return [line.split()[0] for line in lines if line.strip()]
+
+        tasks = ids("tasks", "ls", "-q")
+        for task in tasks:
+            subprocess.run([*ctr, "--timeout", "10s", "tasks", "kill", "-s", "SIGKILL", task], capture_output=True)
+        if tasks:
+            subprocess.run([*ctr, "--timeout", "60s", "tasks", "rm", "-f", *tasks], capture_output=True)
+        sandboxes = ids("sandboxes", "ls", header=True)
+        if sandboxes:
+            subprocess.run([*ctr, "--timeout", "60s", "sandboxes", "rm", "-f", *sandboxes], capture_output=True)
+        containers = ids("containers", "ls", "-q")
+        if containers:
+            subprocess.run([*ctr, "--timeout", "60s", "containers", "rm", *containers], capture_output=True)
+
+    # == checks =====================================================================================================
+    def _check_ports(self) -> None:
+        for port in layout.ALL_PORTS:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # SO_REUSEADDR: connections of an earlier run in TIME_WAIT are no obstacle; a listener is
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("0.0.0.0", port))
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise
+                    owner = _port_owner(port)
+                    role = "the API server" if port == layout.API_PORT else "a cluster component"
+                    raise ClusterError(
+                        f"port {port} is busy{f' (held by {owner})' if owner else ''}: {role} needs it. Stop that "
+                        "process (if it is another cluster, bring that one down), then run `up` again") from None
+
+    # == teardown ===================================================================================================
+    def _owned_dirs(self) -> tuple[Path, ...]:
+        return (self.bin, self.state.root)
+
+    def _ours(self) -> list[int]:
+        """Live processes of this cluster: components of this state dir or build, and every pod process."""
+        owned_root = str(self.state.root) + "/"
+        bin_root = str(self.bin) + "/"
+        in_pods = machine.pod_pids()
+        pids = []
+        for pid, _comm, exe in machine.cluster_processes(self._owned_dirs()):
+            if pid in in_pods:
+                pids.append(pid)
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if (exe.startswith(bin_root) and owned_root in cmdline + " ") or exe.startswith(owned_root):
+                pids.append(pid)
+        return pids
+
+    def _anything_left(self) -> bool:
+        return (self.state.machine_record.exists() or bool(self._ours()) or bool(self._mounts_left())
+                or network.link_exists(layout.NODE_LINK) or network.link_exists(layout.BRIDGE))
+
+    def _mounts_left(self) -> list[str]:
+        roots = (str(self.state.root) + "/", str(configs.SHIM_SOCKET_DIR.parent) + "/")
+        found = []
+        for entry in machine.mounts():
+            path = entry.rsplit(" (", 1)[0]
+            if (path + "/").startswith(roots) or (path.startswith(("/run/netns/cni-", "/var/run/netns/cni-"))):
+                found.append(path)
+        return found
+
+    def _teardown(self) -> None:
+        """Stop everything and put the machine back as the record of `up` says it was. Safe to run twice and after
+        a crash."""
+        s = self.state
+        try:
+            before = machine.MachineSnapshot.from_json(s.machine_record.read_text())
+        except (OSError, ValueError, TypeError):
+            before = None
+        problems: list[str] = []
+        steps: list[str] = []
+        mark = time.monotonic()
+
+        def step(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            steps.append(f"{name} {now - mark:.1f}s")
+            mark = now
+
+        # 1. the kubelet first (so it restarts nothing), then kube-proxy and the control plane together
+        stopped = [self.daemons["kubelet"].stop()]
+        # the API server can hang in its graceful shutdown after it stopped serving: its state is thrown away
+        # with etcd's anyway, so it gets a few seconds and then SIGKILL
+        control = ("kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver")
+        pids = [pid for pid in (self.daemons[n].recorded_pid() for n in control) if pid]
+        stop_pids(pids, timeout=5.0)
+        stopped += pids + [self.daemons[name].stop() for name in (*control, "etcd")]
+        step("components")
+        # 2. every pod's processes, then containerd's records of them, then containerd and its shims
+        stop_pids(sorted(machine.pod_pids()), timeout=5.0, first=signal.SIGKILL)
+        if self.daemons["containerd"].alive() and self._containerd_answers():
+            self._purge_containers()
+        stopped.append(self.daemons["containerd"].stop())
+        leftover = self._ours()
+        stragglers = stop_pids(leftover, timeout=10.0)
+        stopped += leftover
+        if stragglers:
+            problems.append(f"processes that would not exit: {stragglers}")
+        step("pods and containerd")
+        # 3. kube-proxy's rules
+        if (self.bin / "kube-proxy").exists() and shutil.which("iptables"):
+            subprocess.run([str(self.bin / "kube-proxy"), "--cleanup"], capture_output=True, text=True,
+                           timeout=60)
+        step("kube-proxy --cleanup")
+        # 4. mounts (pod volumes, container root filesystems, network namespaces) and namespaces
+        problems += self._unmount_all()
+        netns_before = set(before.netns) if before else set()
+        for name in machine.network_namespaces():
+            if name.startswith("cni-") and name not in netns_before:
+                subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        step("mounts")
+        # 5. network devices: the bridge's veths go with their namespaces; the bridge and the node pair
+        self._wait_bridge_ports_gone()
+        network.delete_links()
+        step("links")
+        # 6. iptables: the kubelet's, kube-proxy's, the CNI plugins' chains, and last the egress guard
+        keep = set()
+        if before:
+            keep = {" ".join(r.split()[:1] + r.split()[2:3] + r.split()[4:5]) for r in before.iptables
+                    if r.split()[3:4] == ["-N"]}
+        network.remove_cluster_chains(keep)
+        step("iptables")
+        # 7. cgroups the kubelet made, kernel settings, default folders the components made
+        top_before = set(before.cgroups) if before else set()
+        for hierarchy in machine.cgroup_hierarchies():
+            if f"{hierarchy.name}/kubepods" not in top_before:
+                _remove_cgroup_tree(hierarchy / "kubepods")
+        if before:
+            machine.restore_sysctls(before.sysctls)
+        for path, existed in (before.paths if before else {}).items():
+            if not existed and os.path.lexists(path):
+                problems += self._remove_tree(Path(path))
+        problems += self._remove_tree(configs.SHIM_SOCKET_DIR.parent)
+        # 8. the state dir, less the logs and the image store
+        if s.root.is_dir():
+            for child in s.root.iterdir():
+                if child.name not in KEPT:
+                    problems += self._remove_tree(child)
+            if s.containerd.is_dir():
+                for child in s.containerd.iterdir():
+                    if child.name not in KEPT_IN_CONTAINERD:
+                        problems += self._remove_tree(child)
+        step("files")
+        # what was started by a command that has exited is reaped by init: no exited component stays a zombie
+        wait_reaped([pid for pid in stopped if pid])
+        step("reaped")
+        self.progress("teardown: " + ", ".join(steps))
+        if problems:
+            raise ClusterError("the cluster is stopped but some of it could not be removed: " + "; ".join(problems)
+                               + ". Fix these by hand (or run `cluster down` again)")
+
+    def _unmount_all(self) -> list[str]:
+        for _attempt in range(3):
+            left = self._mounts_left()
+            if not left:
+                return []
+            for path in sorted(left, key=lambda p: p.count("/"), reverse=True):
+                if subprocess.run(["umount", path], capture_output=True).returncode != 0:
+                    subprocess.run(["umount", "-l", path], capture_output=True)
+        left = self._mounts_left()
+        return [f"still mounted: {', '.join(left)}"] if left else []
+
+    def _wait_bridge_ports_gone(self) -> None:
+        master = Path(f"/sys/class/net/{layout.BRIDGE}/brif")
+        with contextlib.suppress(WaitTimeout):
+            wait_until(lambda: not master.is_dir() or not any(master.iterdir()), timeout=10.0, interval=0.1,
+                       what="pod network devices to go")
+        if master.is_dir():
+            for port in master.iterdir():
+                subprocess.run(["ip", "link", "delete", port.name], capture_output=True)
+
+    def _remove_tree(self, path: Path) -> list[str]:
+        """rm -r that never crosses into a mounted file system."""
+        if not os.path.lexists(path):
+            return []
+        prefix = str(path) + "/"
+        mounted = [m for m in (e.rsplit(" (", 1)[0] for e in machine.mounts()) if (m + "/").startswith(prefix)]
+        if mounted:
+            return [f"{path} not removed: still mounted {', '.join(mounted)}"]
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            return [f"{path} not removed: {exc}"]
+        return []
+
+
+def _remove_cgroup_tree(root: Path) -> None:
+    if not root.is_dir():
+        return
+    for dirpath, _dirs, _files in sorted(os.walk(root), key=lambda t: t[0].count("/"), reverse=True):
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)
+
+
+def _archive_ref_digest(archive: Path) -> tuple[str, str]:
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("index.json")
+            index = json.loads(member.read()) if member else {}
+    except (OSError, tarfile.TarError, KeyError, json.JSONDecodeError) as exc:
+        raise ClusterError(f"{archive} is not an image archive with an index.json ({exc}): pack it with "
+                           "immich_conformance.images.oci.pack_image") from None
+    for manifest in index.get("manifests", []):
+        ref = manifest.get("annotations", {}).get("io.containerd.image.name")
+        if ref:
+            return ref, manifest["digest"]
+    raise ClusterError(f"{archive} names no image (no io.containerd.image.name annotation in index.json): pack it "
+                       "with immich_conformance.images.oci.pack_image")
+
+
+def _port_owner(port: int) -> str:
+    result = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True)
+    line = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+    if "users:" in line:
+        return line.split("users:", 1)[1].strip()
+    return ""
+
+
+def _https_ok(url: str) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # loopback health endpoint with a self-signed serving certificate
+    with urllib.request.urlopen(url, context=ctx, timeout=3) as resp:
+        return resp.status == 200
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=3) as resp:
+        return resp.status == 200
+
+
