@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="render with the committed *.env.example files instead of your secret files")
     check.add_argument("--skip-checkov", action="store_true", help="leave out the checkov scan (slowest part)")
     check.set_defaults(func=cmd_check_stack)
+    from .cluster.__main__ import add_arguments as cluster_arguments
+    from .cluster.__main__ import run as cluster_run
+
+    cluster = commands.add_parser("cluster", help="the offline single-node cluster: up, down, status",
+                                  description="A real Kubernetes built from the Go module proxy and run on this "
+                                              "machine (root). `up` prints the kubeconfig path.")
+    cluster_arguments(cluster)
+    cluster.set_defaults(func=cluster_run)
     rehearse = commands.add_parser("rehearse", help="rehearse an Immich upgrade on a cluster (the pre-upgrade gate)",
                                    description="Deploy the from-release, run the scenarios, seed assets, upgrade to "
                                                "the to-release, verify every asset byte for byte and run the "

@@ -531,7 +531,9 @@ class OfflineCluster:
                         problems += self._remove_tree(child)
         step("files")
         # what was started by a command that has exited is reaped by init: no exited component stays a zombie
-        wait_reaped([pid for pid in stopped if pid])
+        exited = [pid for pid in machine.all_pids()
+                  if machine.process_state(pid) == "Z" and machine.process_comm(pid) in machine.COMPONENT_COMMS]
+        wait_reaped([pid for pid in stopped if pid] + exited)
         step("reaped")
         self.progress("teardown: " + ", ".join(steps))
         if problems:

@@ -1,0 +1,154 @@
+"""The offline cluster for real: one `up` for the module, workloads on it, the egress guard, and a `down` that leaves
+the machine as it was."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from immich_conformance import versions
+from immich_conformance.cluster import ClusterInfo, KubeApi, OfflineCluster, layout, network
+from immich_conformance.cluster.machine import MachineSnapshot
+from immich_conformance.cluster.packages import CLUSTER_PACKAGES, TEST_PACKAGES, ensure_packages
+from immich_conformance.procs import wait_until
+
+from .fixtures import BUSYBOX_IMAGE, busybox_image, create_namespace, run_pod, unique
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the offline cluster needs root (containerd, kubelet, iptables)"),
+]
+
+OUTSIDE = "203.0.113.10"  # TEST-NET-3: a documentation address outside the machine
+
+
+class Run:
+    def __init__(self, cluster: OfflineCluster, info: ClusterInfo, before: MachineSnapshot) -> None:
+        self.cluster = cluster
+        self.info = info
+        self.before = before
+        self.api: KubeApi = cluster.api()
+        self.namespace = unique("conformance")
+        self.host_dir: Path | None = None
+        self.down_done = False
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    cluster = OfflineCluster(progress=lambda msg: print(f"[cluster] {msg}", flush=True))
+    if any(state != "stopped" for state in cluster.status().components.values()):
+        pytest.skip(f"a cluster is already running from {cluster.state.root}: these tests would replace it")
+    ensure_packages([*CLUSTER_PACKAGES, *TEST_PACKAGES])
+    before = MachineSnapshot.take((cluster.bin, cluster.state.root))
+    try:
+        info = cluster.up()
+        cluster.import_images([busybox_image(tmp_path_factory.mktemp("images")).archive])
+        state = Run(cluster, info, before)
+        create_namespace(state.api, state.namespace)
+        yield state
+    finally:
+        cluster.down()
+
+
+def test_node_is_ready_and_reports_the_pinned_release(run: Run) -> None:
+    node = run.api.get(f"/api/v1/nodes/{layout.NODE_NAME}")
+    assert run.api.node_ready(layout.NODE_NAME)
+    assert node["status"]["nodeInfo"]["kubeletVersion"] == f"v{versions.KUBERNETES_VERSION}"
+    addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+    assert addresses["InternalIP"] == run.info.node_ip == layout.NODE_IP
+    assert network.guard_installed()
+
+
+def test_deployment_with_hostpath_writes_to_the_host(run: Run, tmp_path_factory: pytest.TempPathFactory) -> None:
+    host_dir = tmp_path_factory.mktemp("hostpath")
+    run.host_dir = host_dir
+    stamp = f"written-{time.time_ns()}"
+    script = (f"echo {stamp} > /data/from-pod.txt && echo immich-conformance-web > /www/index.html "
+              "&& exec httpd -f -p 8080 -h /www")
+    run.api.apply(f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {run.namespace}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {BUSYBOX_IMAGE}
+        imagePullPolicy: Never
+        command: ["/bin/sh", "-c", "{script}"]
+        ports: [{{containerPort: 8080}}]
+        readinessProbe:
+          tcpSocket: {{port: 8080}}
+          periodSeconds: 1
+        volumeMounts: [{{name: data, mountPath: /data}}]
+      volumes:
+      - name: data
+        hostPath: {{path: {host_dir}, type: Directory}}
+""")
+    run.api.wait_pods_ready(run.namespace, "app=web", timeout=120)
+    assert (host_dir / "from-pod.txt").read_text().strip() == stamp
+
+
+def test_nodeport_answers_on_the_node_address_and_loopback(run: Run) -> None:
+    run.api.apply(f"""apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {run.namespace}}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+""")
+    run.api.wait_pods_ready(run.namespace, "app=web", timeout=120)
+    service = run.api.get(f"/api/v1/namespaces/{run.namespace}/services/web")
+    node_port = service["spec"]["ports"][0]["nodePort"]
+    for host in (layout.NODE_IP, "127.0.0.1"):
+        def fetch(host: str = host) -> str | None:
+            with urllib.request.urlopen(f"http://{host}:{node_port}/", timeout=3) as resp:
+                return resp.read().decode().strip() or None
+
+        assert wait_until(fetch, timeout=30, interval=0.5, what=f"NodePort on {host}") == "immich-conformance-web"
+
+
+def test_cluster_dns_resolves_a_service_name_and_nothing_outside(run: Run) -> None:
+    cluster_ip = run.api.get(f"/api/v1/namespaces/{run.namespace}/services/web")["spec"]["clusterIP"]
+    phase, logs = run_pod(run.api, run.namespace, "dns-check", (
+        f"nslookup web.{run.namespace}.svc.{layout.CLUSTER_DOMAIN}; echo ---; "
+        "nslookup example.com; echo \"outside: $?\"; "
+        f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 web.{run.namespace}.svc.{layout.CLUSTER_DOMAIN} 80"))
+    resolved, _, rest = logs.partition("---")
+    assert cluster_ip in resolved, logs
+    assert "NXDOMAIN" in rest and "outside: 1" in rest, logs
+    assert "immich-conformance-web" in rest, logs
+    assert phase == "Succeeded", logs
+
+
+def test_egress_guard_drops_and_counts_a_pod_reaching_outside(run: Run) -> None:
+    before = network.guard_counters()
+    phase, logs = run_pod(run.api, run.namespace, "egress-check", (
+        f"for try in 1 2; do if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {OUTSIDE} 80; "
+        "then echo REACHED; else echo BLOCKED; fi; done"))
+    after = network.guard_counters()
+    assert phase == "Succeeded", logs
+    assert "REACHED" not in logs and logs.count("BLOCKED") == 2, logs
+    assert after.forward_dropped > before.forward_dropped, (before, after)
+    assert after.leaked == before.leaked == 0, (before, after)
+
+
+def test_down_leaves_the_machine_as_it_found_it(run: Run) -> None:
+    run.cluster.down()
+    after = MachineSnapshot.take((run.cluster.bin, run.cluster.state.root))
+    difference = run.before.diff(after)
+    assert difference == {}, difference
+    assert not any(m.startswith(str(run.cluster.state.root)) for m in after.mounts)
+    assert not network.guard_installed()
+    status = run.cluster.status()
+    assert not status.running and all(v == "stopped" for v in status.components.values())
