@@ -28,6 +28,11 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
 }
 echo "setup: installing the suite (pip install -e '.[dev]')"
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# The offline cluster's Debian packages (iptables, libseccomp-dev, busybox-static for its tests); root only.
+if [ "$(id -u)" -eq 0 ]; then
+  python3 -m immich_conformance.cluster.packages --with-tests
+fi
+
 # checkov (the stack's static policy scan) pins many packages the suite uses too: it gets a venv of its own.
 if [ ! -x .tools/checkov/bin/checkov ]; then
   echo "setup: installing checkov into .tools/checkov"

@@ -15,8 +15,8 @@ PEERS = {
     "the tunnel": "edge-standin",
     "Immich": "immich-server",
     "the origin proxy": "origin-proxy",
-    "Postgres": "postgres",
-    "Redis": "redis",
+    "Postgres": "immich-postgres",
+    "Redis": "immich-redis",
     "machine learning": "immich-machine-learning",
 }
 
@@ -25,7 +25,8 @@ PEERS = {
 def all_available(target: Target) -> None:
     target.wait_available()
     deployments = target.deployments()
-    assert {"immich-server", "immich-machine-learning", "postgres", "redis", "origin-proxy"} <= set(deployments)
+    assert {"immich-server", "immich-machine-learning", "immich-postgres", "immich-redis", "origin-proxy"} <= set(
+        deployments)
 
 
 @when("the suite lists the node ports of every Service")
@@ -40,7 +41,7 @@ def server_node_port(ctx: ScenarioContext) -> None:
 
 @then("the origin proxy, Postgres, Redis and machine learning have no node port")
 def no_other_node_ports(ctx: ScenarioContext) -> None:
-    for service in ("origin-proxy", "postgres", "redis", "immich-machine-learning"):
+    for service in ("origin-proxy", "immich-postgres", "immich-redis", "immich-machine-learning"):
         assert ctx.outcome.get(service) == [], f"{service} has node ports {ctx.outcome.get(service)}"
 
 
@@ -51,7 +52,7 @@ def tunnel_destination(target: Target) -> None:
 
 @when("the Postgres pod is deleted and a new one is Ready")
 def restart_postgres(target: Target) -> None:
-    target.restart("postgres")
+    target.restart("immich-postgres")
 
 
 @when("the immich-server pod is deleted and a new one is Ready")

@@ -31,8 +31,9 @@ NAMESPACE = "immich"
 OVERLAYS = STACK_DIR / "overlays"
 DEFAULT_OVERLAY = "ci"
 KIND_OVERLAY = STACK_DIR / "overlays" / "kind"
-COMPONENTS = ("origin-proxy", "immich-server", "edge-standin", "immich-machine-learning", "postgres", "redis")
-SERVICE_PORTS = {"origin-proxy": 8080, "immich-server": 2283, "postgres": 5432, "redis": 6379,
+COMPONENTS = ("origin-proxy", "immich-server", "edge-standin", "immich-machine-learning", "immich-postgres",
+              "immich-redis")
+SERVICE_PORTS = {"origin-proxy": 8080, "immich-server": 2283, "immich-postgres": 5432, "immich-redis": 6379,
                  "immich-machine-learning": 3003, "edge-standin": 8080}
 PYTHON_IN_IMAGES = "/opt/venv/bin/python"  # the project's Python images (immich_conformance.images.recipes)
 POSTGRES_UID = 999
@@ -127,6 +128,9 @@ class ClusterTarget(Target):
         self._lan = Endpoint(f"http://{self.node_ip}:{self.kube.node_port('immich-server', 'http')}")
         self._external = Endpoint(f"http://{self.node_ip}:{self.material.node_port}",
                                   {"Host": self.public_hostname})
+        # Ready pods reach kube-proxy's NodePort rules a moment later: wait until both node ports answer.
+        wait_until(lambda: self.server_reachable() and port_open(self.material.node_port, self.node_ip),
+                   timeout=90, interval=0.5, what=f"the NodePorts on {self.node_ip} answering")
         self._api_key = os.environ.get("IMMICH_CONFORMANCE_API_KEY") or bootstrap_user(self._lan)
         self.timings["ready"] = time.monotonic() - started
         self._progress(f"cluster target ready in {self.timings['ready']:.1f}s: LAN {self._lan.url}, "
@@ -349,7 +353,7 @@ class ClusterTarget(Target):
     def require_network_policy_enforcement(self) -> None:
         if self._enforces_policy is None:
             # The policies deny the tunnel any way to Postgres: a cluster that lets it through ignores them.
-            self._enforces_policy = not self.can_connect("edge-standin", "postgres")
+            self._enforces_policy = not self.can_connect("edge-standin", "immich-postgres")
         if not self._enforces_policy:
             raise TargetUnsupported("this cluster does not enforce NetworkPolicy (a probe from the tunnel reached "
                                     "Postgres, which the policies deny): its CNI ignores policies. These scenarios "
