@@ -6,13 +6,13 @@ Any path answers 200 with ``{"received": <bytes>}``; a ``Range`` header gets a 2
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from .procs import LOOPBACK, free_port
+from .procs import LOOPBACK
+from .thread_server import ThreadedServer
 
 RANGE_PAYLOAD = bytes(range(256)) * 16
 
@@ -28,29 +28,17 @@ class Seen:
     websocket_messages: list[str] = field(default_factory=list)
 
 
-class RecordingUpstream:
+class RecordingUpstream(ThreadedServer):
+    name = "recording-upstream"
+
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+        super().__init__(port)
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="recording-upstream", daemon=True)
 
     @property
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
-
-    def start(self) -> RecordingUpstream:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
 
     def reset(self) -> None:
         with self._lock:
@@ -60,12 +48,10 @@ class RecordingUpstream:
         with self._lock:
             return list(self.seen)
 
-    async def _serve(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=0)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, LOOPBACK, self.port).start()
+        return app
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         seen = Seen(request.method, request.path_qs, dict(request.headers), list(request.headers.items()))

@@ -44,14 +44,20 @@ class Target(ABC):
     media_location: PurePosixPath = IMMICH_MEDIA_LOCATION
     """Immich's IMMICH_MEDIA_LOCATION on this target: the NAS as the server sees it."""
 
-    @property
-    @abstractmethod
-    def lan(self) -> Endpoint: ...
+    # Set by each target when it starts.
+    _lan: Endpoint
+    _external: Endpoint
+    _api_key: str
 
     @property
-    @abstractmethod
+    def lan(self) -> Endpoint:
+        """The NodePort on the LAN."""
+        return self._lan
+
+    @property
     def external(self) -> Endpoint:
         """The public hostname as an unauthenticated visitor reaches it."""
+        return self._external
 
     @property
     @abstractmethod
@@ -59,9 +65,9 @@ class Target(ABC):
         """The headers of an Access service token allowed into the application."""
 
     @property
-    @abstractmethod
     def api_key(self) -> str:
         """An Immich API key (permission "all") of the suite's user."""
+        return self._api_key
 
     @property
     def origin(self) -> Endpoint:

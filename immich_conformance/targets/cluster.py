@@ -237,14 +237,6 @@ class ClusterTarget(Target):
 
     # --- what the scenarios use ------------------------------------------------------------------------------------
     @property
-    def lan(self) -> Endpoint:
-        return self._lan
-
-    @property
-    def external(self) -> Endpoint:
-        return self._external
-
-    @property
     def origin(self) -> Endpoint:
         """The origin proxy Service, through a port-forward (ClusterIPs are not routable from every host)."""
         if self._origin is None:
@@ -261,10 +253,6 @@ class ClusterTarget(Target):
     @property
     def service_token_headers(self) -> dict[str, str]:
         return self.material.service_token_headers
-
-    @property
-    def api_key(self) -> str:
-        return self._api_key
 
     def access_keys(self) -> KeyRing:
         return KeyRing.load(self.material.key_ring_file)

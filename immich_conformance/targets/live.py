@@ -127,22 +127,10 @@ class LiveTarget(Target):
         return self
 
     @property
-    def lan(self) -> Endpoint:
-        return self._lan
-
-    @property
-    def external(self) -> Endpoint:
-        return self._external
-
-    @property
     def service_token_headers(self) -> dict[str, str]:
         if not all(self._token):
             raise TargetUnsupported(f"no Access service token: export {TOKEN_ID_ENV} and {TOKEN_SECRET_ENV}")
         return {SERVICE_TOKEN_ID_HEADER: self._token[0], SERVICE_TOKEN_SECRET_HEADER: self._token[1]}
-
-    @property
-    def api_key(self) -> str:
-        return self._api_key
 
     @property
     def nas_root(self) -> Path:

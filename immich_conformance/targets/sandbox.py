@@ -177,14 +177,6 @@ class Sandbox(Target):
 
     # --- what the scenarios use ------------------------------------------------------------------------------------
     @property
-    def lan(self) -> Endpoint:
-        return self._lan
-
-    @property
-    def external(self) -> Endpoint:
-        return self._external
-
-    @property
     def origin(self) -> Endpoint:
         return self._origin
 
@@ -194,10 +186,6 @@ class Sandbox(Target):
             SERVICE_TOKEN_ID_HEADER: self._service_token["client_id"],
             SERVICE_TOKEN_SECRET_HEADER: self._service_token["client_secret"],
         }
-
-    @property
-    def api_key(self) -> str:
-        return self._api_key
 
     def access_keys(self) -> KeyRing:
         return KeyRing.load(self.key_ring_file)

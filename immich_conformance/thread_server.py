@@ -1,0 +1,47 @@
+"""A small aiohttp server on its own event loop in a background thread: for test peers (a JWKS endpoint, an upstream
+that records what reaches it) that the test process drives and inspects directly."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+from typing import TypeVar
+
+from aiohttp import web
+
+from .procs import LOOPBACK, free_port
+
+ServerT = TypeVar("ServerT", bound="ThreadedServer")
+
+
+class ThreadedServer:
+    """Subclasses build their app in ``make_app``; ``start``/``stop`` run it on 127.0.0.1:``port``."""
+
+    name = "thread-server"
+
+    def __init__(self, port: int | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.port = port or free_port()
+        self._ssl = ssl_context
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name=self.name, daemon=True)
+
+    def make_app(self) -> web.Application:
+        raise NotImplementedError
+
+    def start(self: ServerT) -> ServerT:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    async def _serve(self) -> None:
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, LOOPBACK, self.port, ssl_context=self._ssl).start()
