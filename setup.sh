@@ -33,6 +33,42 @@ if [ "$(id -u)" -eq 0 ]; then
   python3 -m immich_conformance.cluster.packages --with-tests
 fi
 
+# Docker for `pytest features/ --runtime containers` (Debian's docker.io, Docker 20.10); root only. Docker
+# masquerades its networks to the outside: before dockerd starts, DOCKER-USER gets a rule dropping everything
+# forwarded out of each uplink (the interface of a default route), so no container reaches past this machine.
+# dockerd keeps the rules of a DOCKER-USER chain it finds and only appends its RETURN after them. --ip-forward=false:
+# dockerd leaves the kernel's forwarding switch and the FORWARD policy alone (turning forwarding on, it would set that
+# policy to DROP and cut off a Kubernetes bridge on the same machine); containers on one network, and their ports
+# published on 127.0.0.1 (docker-proxy), need neither.
+if [ "$(id -u)" -eq 0 ]; then
+  if ! command -v dockerd >/dev/null 2>&1; then
+    echo "setup: installing docker.io (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  fi
+  for uplink in $(ip -4 -o route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i + 1)}' \
+                  | sort -u); do
+    iptables -w -n -L DOCKER-USER >/dev/null 2>&1 || iptables -w -N DOCKER-USER
+    if ! iptables -w -C DOCKER-USER -o "$uplink" -j DROP 2>/dev/null; then
+      echo "setup: DOCKER-USER: dropping container traffic out of $uplink"
+      iptables -w -I DOCKER-USER 1 -o "$uplink" -j DROP
+    fi
+  done
+  if ! docker info >/dev/null 2>&1; then
+    if [ -n "${DOCKER_HOST:-}" ] && [ "$DOCKER_HOST" != unix:///var/run/docker.sock ]; then
+      echo "setup: DOCKER_HOST=$DOCKER_HOST does not answer; not starting a local dockerd in its place" >&2
+    else
+      echo "setup: starting dockerd (log: /var/log/dockerd.log)"
+      setsid nohup dockerd --ip-forward=false >>/var/log/dockerd.log 2>&1 </dev/null &
+      for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 0.5
+      done
+      docker info >/dev/null 2>&1 || { echo "setup: dockerd did not answer within 30 s; see /var/log/dockerd.log" >&2; exit 1; }
+    fi
+  fi
+fi
+
 # checkov (the stack's static policy scan) pins many packages the suite uses too: it gets a venv of its own.
 if [ ! -x .tools/checkov/bin/checkov ]; then
   echo "setup: installing checkov into .tools/checkov"

@@ -21,6 +21,9 @@ LOG_MARKS = pytest.StashKey[LogMarks]()
 TARGET_ENV = "IMMICH_CONFORMANCE_TARGET"
 LIVE_CONFIG_ENV = "IMMICH_CONFORMANCE_LIVE_CONFIG"
 LIVE_TARGET = pytest.StashKey[LiveTarget]()
+RUNTIME_ENV = "IMMICH_CONFORMANCE_RUNTIME"
+RUNTIMES = ("processes", "containers")
+IMAGE_MODES = ("pinned", "local")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,6 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"where the stack under test runs: {', '.join(TARGET_NAMES)} (default sandbox; env {TARGET_ENV})",
     )
     group.addoption("--keep-sandbox", action="store_true", help="keep the sandbox's work folder (logs, NAS, database)")
+    group.addoption("--runtime", default=os.environ.get(RUNTIME_ENV, "processes"),
+                    help="how the sandbox runs its components: processes (local processes, the default) or "
+                         f"containers (Docker containers made from the rendered stack) (env {RUNTIME_ENV})")
+    group.addoption("--images", default="pinned",
+                    help="with --runtime containers: pinned (the images stack/ pins, pulled when missing; the "
+                         "default) or local (the project's own images, built from this repository)")
     group.addoption("--cluster", choices=["offline"], default=None,
                     help="with --target cluster: build and run a single-node cluster on this machine, deploy, test "
                          "and tear it down (otherwise: the cluster of --kubeconfig / KUBECONFIG)")
@@ -57,6 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "machine) or --kubeconfig PATH / KUBECONFIG (an existing kind or k3s cluster)")
     if target == "live":
         config.stash[LIVE_TARGET] = _live_target(config)
+    if config.getoption("--runtime") not in RUNTIMES:
+        raise pytest.UsageError(f"--runtime {config.getoption('--runtime')!r} (or {RUNTIME_ENV}): choose "
+                                f"{' or '.join(RUNTIMES)}")
+    if config.getoption("--images") not in IMAGE_MODES:
+        raise pytest.UsageError(f"--images {config.getoption('--images')!r}: choose {' or '.join(IMAGE_MODES)}")
 
 
 def _live_target(config: pytest.Config) -> LiveTarget:
@@ -97,6 +111,21 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             yield cluster.start()
         finally:
             cluster.close()
+        return
+    if request.config.getoption("--runtime") == "containers":
+        from .containers.engine import ContainersError
+        from .targets.containers import ContainersSandbox
+
+        containers = ContainersSandbox(images=request.config.getoption("--images"),
+                                       keep=request.config.getoption("--keep-sandbox"), progress=progress)
+        try:
+            containers.start()
+        except ContainersError as exc:
+            pytest.exit(f"--runtime containers: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        try:
+            yield containers
+        finally:
+            containers.close()
         return
     sandbox = Sandbox(keep=request.config.getoption("--keep-sandbox"), progress=progress)
     with sandbox:
