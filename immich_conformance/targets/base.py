@@ -6,7 +6,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -15,6 +15,7 @@ from ..immich_client import ImmichClient
 from ..procs import wait_until
 
 IMMICH_MEDIA_LOCATION = PurePosixPath("/data")
+TargetT = TypeVar("TargetT", bound="Target")
 
 LogMarks = dict[str, Any]
 """Where each component's log stood at a moment (a file offset, a timestamp: the target's own business)."""
@@ -43,6 +44,25 @@ class Target(ABC):
     aud: str
     media_location: PurePosixPath = IMMICH_MEDIA_LOCATION
     """Immich's IMMICH_MEDIA_LOCATION on this target: the NAS as the server sees it."""
+
+    def start(self: TargetT) -> TargetT:
+        """Bring the target up; on any failure stop whatever was started and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        """What ``start`` does (nothing, for a target that only points at a running deployment)."""
+        return None
+
+    def __enter__(self: TargetT) -> TargetT:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # Set by each target when it starts.
     _lan: Endpoint

@@ -84,14 +84,6 @@ class ClusterTarget(Target):
         self.timings: dict[str, float] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------------------------
-    def start(self) -> ClusterTarget:
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
     def _start(self) -> None:
         started = time.monotonic()
         if self.offline:

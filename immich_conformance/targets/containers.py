@@ -127,20 +127,9 @@ class ContainersSandbox(Target):
         self._signals.install()
         atexit.register(self.close)
         try:
-            self._start()
+            return super().start()  # closes what was started when a step fails
         except DockerException as exc:
-            self.close()
             raise ContainersError(f"Docker refused a step of the start: {engine.one_line(str(exc), 300)}") from exc
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __enter__(self) -> ContainersSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _start(self) -> None:
         began = time.monotonic()
@@ -453,24 +442,12 @@ class ContainersSandbox(Target):
 
     # --- what the scenarios use ------------------------------------------------------------------------------------
     @property
-    def lan(self) -> Endpoint:
-        return self._lan
-
-    @property
-    def external(self) -> Endpoint:
-        return self._external
-
-    @property
     def origin(self) -> Endpoint:
         return self._origin
 
     @property
     def service_token_headers(self) -> dict[str, str]:
         return self.material.service_token_headers
-
-    @property
-    def api_key(self) -> str:
-        return self._api_key
 
     def access_keys(self) -> KeyRing:
         return KeyRing.load(self.material.key_ring_file)

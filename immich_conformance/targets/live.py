@@ -113,7 +113,7 @@ class LiveTarget(Target):
             self._external = Endpoint(settings.public_url)
         self._lan = Endpoint(settings.lan_url)
 
-    def start(self) -> LiveTarget:
+    def _start(self) -> None:
         """Check that Immich accepts the API key before any scenario runs."""
         try:
             response = httpx.get(f"{self._lan.url}/api/users/me", headers={"x-api-key": self._api_key}, timeout=15)
@@ -124,7 +124,6 @@ class LiveTarget(Target):
                                     f"({_message(response)}): create a new key (permission all) and export it")
         if response.status_code != 200:
             raise LiveSettingsError(f"Immich at {self._lan.url} answered {response.status_code} for the API key check")
-        return self
 
     @property
     def service_token_headers(self) -> dict[str, str]:

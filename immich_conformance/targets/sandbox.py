@@ -71,16 +71,8 @@ class Sandbox(Target):
         self._started = 0.0
 
     # --- lifecycle -------------------------------------------------------------------------------------------------
-    def start(self) -> Sandbox:
-        self._started = time.monotonic()
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
     def _start(self) -> None:
+        self._started = time.monotonic()
         for folder in (self.nas, self.internal_drive, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
         ports = {name: free_port() for name in ("edge", "team", "immich", "postgres")}
@@ -168,12 +160,6 @@ class Sandbox(Target):
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
             with contextlib.suppress(OSError):
                 self.workdir.rmdir()
-
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- what the scenarios use ------------------------------------------------------------------------------------
     @property
