@@ -72,15 +72,31 @@ def cmd_check_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
-    """Rehearse an Immich upgrade on a cluster: deploy, test, seed, upgrade, verify."""
+    """Rehearse an Immich upgrade on a cluster or in containers: deploy, test, seed, upgrade, verify."""
+    from .rehearsal.deployments import ContainersDeployment, Deployment
     from .rehearsal.releases import RehearsalError
-    from .rehearsal.run import rehearse
+    from .rehearsal.run import cluster_deployment, rehearse
 
-    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
     try:
-        return rehearse(ref_from=args.ref_from, ref_to=args.ref_to, kubeconfig=Path(kubeconfig) if kubeconfig else None,
-                        offline=args.cluster == "offline", reports=Path(args.reports), keep_cluster=args.keep_cluster,
-                        overlay=args.overlay, locust_seconds=args.locust_seconds)
+        deployment: Deployment
+        if args.runtime == "containers":
+            cluster_only = [flag for flag, given in (("--cluster", args.cluster), ("--kubeconfig", args.kubeconfig),
+                                                     ("--overlay", args.overlay), ("--keep-cluster", args.keep_cluster))
+                            if given]
+            if cluster_only:
+                raise RehearsalError(f"{', '.join(cluster_only)}: for a cluster; --runtime containers takes --images "
+                                     "(and --keep-sandbox)")
+            deployment = ContainersDeployment(images=args.images or "pinned", keep=args.keep_sandbox)
+        else:
+            if args.images or args.keep_sandbox:
+                raise RehearsalError("--images and --keep-sandbox go with --runtime containers; on a cluster the "
+                                     "overlay (--overlay) says which images run")
+            kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+            deployment = cluster_deployment(kubeconfig=Path(kubeconfig) if kubeconfig else None,
+                                            offline=args.cluster == "offline", keep_cluster=args.keep_cluster,
+                                            overlay=args.overlay or "ci")
+        return rehearse(ref_from=args.ref_from, ref_to=args.ref_to, deployment=deployment,
+                        reports=Path(args.reports), locust_seconds=args.locust_seconds)
     except RehearsalError as exc:
         print(f"immich-conformance rehearse: {exc}", file=sys.stderr)
         return 2
@@ -107,19 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
                                               "machine (root). `up` prints the kubeconfig path.")
     cluster_arguments(cluster)
     cluster.set_defaults(func=cluster_run)
-    rehearse = commands.add_parser("rehearse", help="rehearse an Immich upgrade on a cluster (the pre-upgrade gate)",
+    rehearse = commands.add_parser("rehearse", help="rehearse an Immich upgrade on a cluster or in containers (the "
+                                                    "pre-upgrade gate)",
                                    description="Deploy the from-release, run the scenarios, seed assets, upgrade to "
                                                "the to-release, verify every asset byte for byte and run the "
                                                "scenarios again. Exit 0 only if every phase passed.")
     rehearse.add_argument("--from", dest="ref_from", help="a git ref of this repository or an Immich tag (vX.Y.Z); "
                                                           "offline default: the pinned release")
     rehearse.add_argument("--to", dest="ref_to", help="as --from; offline default: the next double release")
+    rehearse.add_argument("--runtime", choices=["cluster", "containers"], default="cluster",
+                          help="where to deploy: a cluster (default), or the stack's containers under Docker")
+    rehearse.add_argument("--images", choices=["pinned", "local"],
+                          help="with --runtime containers: pinned (the real Immich images of each release; the "
+                               "default) or local (builds of the project's Immich double)")
+    rehearse.add_argument("--keep-sandbox", action="store_true",
+                          help="with --runtime containers: keep the run's work folder and containers' logs")
     rehearse.add_argument("--cluster", choices=["offline"], help="build and run a cluster on this machine")
     rehearse.add_argument("--kubeconfig", help="an existing kind or k3s cluster (default KUBECONFIG)")
     rehearse.add_argument("--reports", default="reports/rehearsal", help="where the JUnit and HTML reports go")
     rehearse.add_argument("--keep-cluster", action="store_true", help="leave the offline cluster running")
-    rehearse.add_argument("--overlay", default="ci", help="the overlay under stack/overlays to deploy (default ci: "
-                                                          "the project's images; kind-edge-standin: real Immich)")
+    rehearse.add_argument("--overlay", help="on a cluster: the overlay under stack/overlays to deploy (default ci: "
+                                            "the project's images; kind-edge-standin: real Immich)")
     rehearse.add_argument("--locust-seconds", type=int, default=0,
                           help="end with a locust upload run of this many seconds on the upgraded stack")
     rehearse.set_defaults(func=cmd_rehearse)

@@ -49,7 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --cluster offline: leave the cluster running after the run (immich-conformance "
                          "cluster down stops it)")
     group.addoption("--deployed", action="store_true",
-                    help="with --target cluster: test the stack already deployed (no fresh deployment); needs "
+                    help="with --target cluster: test the stack already deployed (no fresh deployment); with "
+                         "--runtime containers: the run of IMMICH_CONFORMANCE_CONTAINERS_RUN. Needs "
                          "IMMICH_CONFORMANCE_API_KEY")
     group.addoption("--live-config", default=os.environ.get(LIVE_CONFIG_ENV),
                     help=f"the live target's settings file (YAML; env {LIVE_CONFIG_ENV})")
@@ -69,6 +70,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--runtime") not in RUNTIMES:
         raise pytest.UsageError(f"--runtime {config.getoption('--runtime')!r} (or {RUNTIME_ENV}): choose "
                                 f"{' or '.join(RUNTIMES)}")
+    if config.getoption("--deployed") and target == "sandbox" and config.getoption("--runtime") == "processes":
+        raise pytest.UsageError("--deployed tests a stack that is already up: with --target cluster, or with "
+                                "--runtime containers (a run another process owns); the processes sandbox is "
+                                "always started fresh")
     if config.getoption("--images") not in IMAGE_MODES:
         raise pytest.UsageError(f"--images {config.getoption('--images')!r}: choose {' or '.join(IMAGE_MODES)}")
 
@@ -115,10 +120,12 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if request.config.getoption("--runtime") == "containers":
         from .containers.engine import ContainersError
         from .targets.containers import ContainersSandbox
+        from .targets.containers_attached import AttachedContainers
 
-        containers = ContainersSandbox(images=request.config.getoption("--images"),
-                                       keep=request.config.getoption("--keep-sandbox"), progress=progress)
         try:
+            containers = AttachedContainers.from_environment(progress) if request.config.getoption("--deployed") \
+                else ContainersSandbox(images=request.config.getoption("--images"),
+                                       keep=request.config.getoption("--keep-sandbox"), progress=progress)
             containers.start()
         except ContainersError as exc:
             pytest.exit(f"--runtime containers: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)

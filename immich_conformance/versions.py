@@ -18,3 +18,17 @@ CLUSTER_CNI_PLUGINS_VERSION = "v1.9.1"
 CLUSTER_COREDNS_VERSION = "v1.15.0"
 # The pod sandbox image the node's containerd pins; built locally from a few lines of C, never pulled.
 CLUSTER_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+# The two images an Immich release is made of; the stack pins both to one release tag.
+IMMICH_IMAGE_NAMES = ("immich-server", "immich-machine-learning")
+
+
+def immich_image_at(ref: str, tag: str) -> str | None:
+    """``ref`` (an image reference) at the Immich release ``tag``, or None when it is not one of Immich's images."""
+    name = ref.split("@", 1)[0]
+    repository, _, maybe_tag = name.rpartition(":")
+    if "/" in maybe_tag or not repository:  # no tag: the colon (if any) belonged to a registry's port
+        repository = name
+    if repository.rsplit("/", 1)[-1] not in IMMICH_IMAGE_NAMES:
+        return None
+    return f"{repository}:{tag}"

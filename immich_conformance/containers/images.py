@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import docker
 
     from ..images.oci import PackedImage
+    from ..images.recipes import BuildOptions
 
 IMAGE_MODES = ("pinned", "local")
 OVERLAYS = {"pinned": "kind-edge-standin", "local": "ci"}
@@ -111,13 +112,13 @@ def _present_or_pulled(client: docker.DockerClient, ref: str, progress: Progress
 
 
 def prepare_images(client: docker.DockerClient, refs: Iterable[str], progress: Progress, *,
-                   cache_dir: Path | None = None) -> dict[str, str]:
+                   cache_dir: Path | None = None, options: BuildOptions | None = None) -> dict[str, str]:
     """Make every image of ``refs`` present in Docker; the reference to run for each (a mirror's, when pulled
-    through one)."""
+    through one). ``options``: the build of the project's images (which Immich release the API double is)."""
     from ..images.build import ImageBuildError, build_images, default_cache_dir
 
     refs = list(dict.fromkeys(refs))
-    own = {ref: name for name, ref in image_refs().items()}
+    own = {ref: name for name, ref in image_refs(options).items()}
     unknown = [r for r in refs if r.startswith(f"{IMAGE_PREFIX}/") and r not in own]
     if unknown:
         raise ContainersError(f"the stack names {', '.join(unknown)}, which this project does not build (it builds "
@@ -127,7 +128,7 @@ def prepare_images(client: docker.DockerClient, refs: Iterable[str], progress: P
     names = [own[r] for r in refs if r in own]
     if names:
         try:
-            packed = build_images(names, cache_dir or default_cache_dir(), progress)
+            packed = build_images(names, cache_dir or default_cache_dir(), progress, options=options)
         except ImageBuildError as exc:
             raise ContainersError(f"building the project's images failed: {exc}") from None
         for image in packed.values():

@@ -132,7 +132,7 @@ async def serve(settings: Settings) -> int:
                              ignore_mount_check_errors=settings.ignore_mount_check_errors)
         await record_start(db, settings.version, settings.fault)
     except (DatabaseUnavailable, StartupError) as exc:
-        logging.getLogger("immich.StorageService" if isinstance(exc, StartupError) else "immich.Database").error(
+        logging.getLogger(f"immich.{exc.context}" if isinstance(exc, StartupError) else "immich.Database").error(
             "%s", exc)
         await db.close()
         return 1

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from immich_conformance.versions import IMMICH_VERSION
 
-FAULTS = ("drop-one-asset-on-upgrade",)
+FAULTS = ("drop-one-asset-on-upgrade", "fail-migration-on-upgrade")
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z]+(?:\.(\d+))?)?$")
 _TRUE = {"true", "1", "yes", "on"}

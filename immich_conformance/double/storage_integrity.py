@@ -33,6 +33,8 @@ log = logging.getLogger("immich.StorageService")
 class StartupError(RuntimeError):
     """The server must not start (Immich's ImmichStartupError)."""
 
+    context = "StorageService"  # the service that logs it
+
 
 def _external(folder: str) -> str:
     return f"<UPLOAD_LOCATION>/{folder}/{MARKER}"

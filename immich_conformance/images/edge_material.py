@@ -186,6 +186,23 @@ def prepare_edge_material(component_dir: Path, *, renew: bool = False) -> EdgeMa
         partial.write_text(json.dumps(doc, indent=2) + "\n")
         partial.chmod(0o600)
         partial.replace(target)
+    return _material(secrets_dir, team, aud, node_port, token, renewed=renewed)
+
+
+def load_edge_material(component_dir: Path) -> EdgeMaterial:
+    """The material already in the component, read only; EdgeMaterialError when it is missing or no longer valid."""
+    component_dir = component_dir.resolve()
+    team, aud, node_port = _component_settings(component_dir)
+    secrets_dir = component_dir / "secrets"
+    token = _existing(secrets_dir, team, aud)
+    if token is None:
+        raise EdgeMaterialError(f"{secrets_dir} holds no complete and valid edge material (python -m "
+                                "immich_conformance.images prepare-edge writes it)")
+    return _material(secrets_dir, team, aud, node_port, token, renewed=False)
+
+
+def _material(secrets_dir: Path, team: str, aud: str, node_port: int, token: ServiceToken, *,
+              renewed: bool) -> EdgeMaterial:
     return EdgeMaterial(aud=aud, team_domain=team, public_hostname=PUBLIC_HOSTNAME, service_token=token,
                         key_ring_file=secrets_dir / "access-keys.json", ca_file=secrets_dir / "ca.pem",
                         secrets_dir=secrets_dir, node_port=node_port, renewed=renewed)

@@ -61,6 +61,17 @@ class BuildOptions:
     # test. Its tag is the version followed by the fault, so it never stands in for a good build.
     double_fault: str | None = None
 
+    @classmethod
+    def for_immich_tag(cls, tag: str) -> BuildOptions:
+        """The build of the API double that stands in for Immich ``tag``; a tag VERSION-FAULT is the deliberately
+        broken build of VERSION (see immich_conformance.double)."""
+        from immich_conformance.double.settings import FAULTS
+
+        for fault in FAULTS:
+            if tag.endswith(f"-{fault}"):
+                return cls(double_version=tag[: -len(fault) - 1], double_fault=fault)
+        return cls(double_version=tag)
+
     @property
     def double_tag(self) -> str:
         return f"{self.double_version}-{self.double_fault}" if self.double_fault else self.double_version

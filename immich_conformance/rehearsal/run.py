@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .. import REPO_ROOT
+from .deployments import ClusterDeployment, ContainersDeployment, Deployment
 from .rehearsal import REHEARSAL, Rehearsal
 from .releases import DEFAULT_FROM, DEFAULT_TO, RehearsalError, resolve
 
@@ -21,9 +23,27 @@ class RehearsalPlugin:
 
     rehearsal: Rehearsal
     results: list[tuple[str, str, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    _reporter: Any = None
+    _capture: Any = None
+
+    def say(self, message: str) -> None:
+        """A progress line, on the terminal as it happens (a phase's own output is captured)."""
+        line = f"[rehearsal {time.monotonic() - self.started:6.1f}s] {message}"
+        if self._reporter is not None:
+            with self._capture.global_and_fixture_disabled():
+                self._reporter.write_line(line)
+        else:
+            print(line, flush=True)
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[REHEARSAL] = self.rehearsal
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        self._capture = session.config.pluginmanager.get_plugin("capturemanager")
+        if self._capture is None:
+            self._reporter = None
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
@@ -40,29 +60,38 @@ class RehearsalPlugin:
 
     def pytest_terminal_summary(self, terminalreporter) -> None:  # noqa: ANN001
         r = self.rehearsal
-        terminalreporter.section(f"upgrade rehearsal {r.release_from} -> {r.release_to}")
+        terminalreporter.section(f"upgrade rehearsal {r.release_from} -> {r.release_to} on {r.deployment}")
         for name, verdict, seconds in self.results:
-            terminalreporter.write_line(f"  {name:<32} {verdict.upper():<8} {seconds:7.1f} s")
+            terminalreporter.write_line(f"  {name:<36} {verdict.upper():<8} {seconds:7.1f} s")
         ran = [v for _, v, _ in self.results if v != "skipped" or self.rehearsal.failed_phase]
         verdict = "PASSED" if ran and all(v in ("passed", "skipped") for v in ran) and not self.rehearsal.failed_phase \
             else "FAILED"
         terminalreporter.write_line(f"  rehearsal {verdict}")
 
 
-def rehearse(*, ref_from: str | None, ref_to: str | None, kubeconfig: Path | None, offline: bool,
-             reports: Path, keep_cluster: bool = False, overlay: str = "ci", locust_seconds: int = 0) -> int:
+def cluster_deployment(*, kubeconfig: Path | None, offline: bool, keep_cluster: bool = False,
+                       overlay: str = "ci") -> ClusterDeployment:
     if not offline and kubeconfig is None:
-        raise RehearsalError("rehearse needs a cluster: --cluster offline, or --kubeconfig PATH / KUBECONFIG")
-    if not offline and not (ref_from and ref_to):
-        raise RehearsalError("on an existing cluster give both --from and --to (git refs or Immich release tags)")
+        raise RehearsalError("rehearse needs a place to deploy: --cluster offline, --kubeconfig PATH / KUBECONFIG, "
+                             "or --runtime containers (Docker)")
+    return ClusterDeployment(kubeconfig=kubeconfig, offline=offline, keep_cluster=keep_cluster, overlay=overlay)
+
+
+def rehearse(*, ref_from: str | None, ref_to: str | None, deployment: Deployment, reports: Path,
+             locust_seconds: int = 0) -> int:
+    """Run the rehearsal's phases from ``ref_from`` to ``ref_to`` on ``deployment``; 0 when every phase passed."""
+    builds_doubles = (isinstance(deployment, ClusterDeployment) and deployment.offline) or (
+        isinstance(deployment, ContainersDeployment) and deployment.images == "local")
+    if not builds_doubles and not (ref_from and ref_to):
+        raise RehearsalError(f"on {deployment} give both --from and --to (git refs or Immich release tags): the "
+                             "defaults name builds of the project's Immich double, which only the offline cluster "
+                             "and --images local have")
     release_from = resolve(ref_from or DEFAULT_FROM)
     release_to = resolve(ref_to or DEFAULT_TO)
     reports.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    rehearsal = Rehearsal(release_from, release_to, kubeconfig, offline, reports,
-                          progress=lambda m: print(f"[rehearsal {time.monotonic() - started:6.1f}s] {m}", flush=True),
-                          keep_cluster=keep_cluster, overlay=overlay, locust_seconds=locust_seconds)
+    rehearsal = Rehearsal(release_from, release_to, deployment, reports, locust_seconds=locust_seconds)
     plugin = RehearsalPlugin(rehearsal)
+    rehearsal.progress = plugin.say
     code = pytest.main(
         [str(PHASES_FILE), "-p", "no:cacheprovider", "-q", "--rootdir", str(REPO_ROOT),
          f"--junitxml={reports / 'rehearsal.xml'}", f"--html={reports / 'rehearsal.html'}", "--self-contained-html",

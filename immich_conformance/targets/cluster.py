@@ -24,6 +24,7 @@ from .. import STACK_DIR
 from ..access_keys import KeyRing
 from ..kube import Kube, KubeError
 from ..procs import ManagedProcess, WaitTimeout, free_port, port_open, wait_until
+from ..versions import IMMICH_IMAGE_NAMES, immich_image_at
 from .base import Endpoint, LogMarks, Target, TargetUnsupported
 from .bootstrap import bootstrap_user
 
@@ -49,9 +50,7 @@ def set_immich_tag(rendered: str, tag: str) -> str:
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     for doc in docs:
         for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-            name, _, _ = container["image"].rpartition(":")
-            if name.endswith(("/immich-server", "/immich-machine-learning")):
-                container["image"] = f"{name.split('@')[0]}:{tag}"
+            container["image"] = immich_image_at(container["image"], tag) or container["image"]
     return yaml.safe_dump_all(docs)
 
 
@@ -157,17 +156,11 @@ class ClusterTarget(Target):
         A tag VERSION-FAULT is the deliberately broken build of VERSION (see immich_conformance.double)."""
         if self._cluster is None:
             return
-        from ..double.settings import FAULTS
         from ..images.build import build_images, default_cache_dir
         from ..images.recipes import BuildOptions
 
-        version, fault = immich_tag, None
-        for known in FAULTS:
-            if immich_tag.endswith(f"-{known}"):
-                version, fault = immich_tag[: -len(known) - 1], known
-        options = BuildOptions(double_version=version, double_fault=fault)
-        images = build_images(["immich-server", "immich-machine-learning"], default_cache_dir(), self._progress,
-                              options=options)
+        images = build_images(list(IMMICH_IMAGE_NAMES), default_cache_dir(), self._progress,
+                              options=BuildOptions.for_immich_tag(immich_tag))
         self._cluster.import_images([image.archive for image in images.values()])
 
     def _prepare_host_folders(self) -> None:

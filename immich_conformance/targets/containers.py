@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -41,19 +43,24 @@ from ..containers import cleanup, engine
 from ..containers.engine import ContainersError
 from ..containers.images import overlay_for, prepare_images
 from ..containers.translate import ContainerSpec, Probe, Relay, StackSpec, TranslationError, translate
-from ..images.recipes import NONROOT_UID, PYTHON, image_refs
+from ..images.recipes import NONROOT_UID, PYTHON, BuildOptions, image_refs
 from ..procs import GiveUp, WaitTimeout, port_open, wait_until
+from ..versions import IMMICH_IMAGE_NAMES, immich_image_at
 from .base import Endpoint, LogMarks, Target
 from .bootstrap import bootstrap_user
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.containers import Container
     from testcontainers.core.container import DockerContainer
 
     from ..images.edge_material import EdgeMaterial
     from ..stack_checks.rendering import RenderedOverlay
 
 LOOPBACK = "127.0.0.1"
+RUN_FILE = "run.json"
+STOP_GRACE = 30
+"""Seconds a container has to stop after SIGTERM (the pod's terminationGracePeriodSeconds default)."""
 READY_TIMEOUT = 180.0
 """At most this long for every container to become Ready (the stack's startup budgets are longer: a broken start
 should not hold the run for ten minutes)."""
@@ -97,8 +104,10 @@ class ContainersSandbox(Target):
     runtime = "containers"
 
     def __init__(self, *, images: str = "pinned", keep: bool = False, progress: Callable[[str], None] | None = None,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, immich_tag: str | None = None) -> None:
         self.images = images
+        self.immich_tag = immich_tag
+        """The Immich release to run (server and machine learning); None: the one the stack pins."""
         self.overlay = overlay_for(images)
         self.keep = keep
         self.cache_dir = cache_dir
@@ -110,6 +119,7 @@ class ContainersSandbox(Target):
         self.client: docker.DockerClient | None = None
         self.spec: StackSpec | None = None
         self._containers: dict[str, DockerContainer] = {}
+        self._wrapped: dict[str, Container] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._addresses: dict[str, str] = {}
@@ -164,10 +174,14 @@ class ContainersSandbox(Target):
         if proxy_aud != self.aud:
             raise ContainersError(f"the origin proxy's CF_ACCESS_AUD ({proxy_aud}) is not the edge stand-in's AUD "
                                   f"({self.aud}): stack/components/edge-standin/origin-proxy.env sets both")
+        if self.immich_tag:
+            for name, ref in self._immich_images(self.immich_tag).items():
+                self.spec.containers[name] = replace(self.spec.containers[name], image=ref)
         relay_image = image_refs()["edge-standin"]
         refs = [c.image for c in self.spec.containers.values()] + ([relay_image] if self.spec.relays else [])
         self.timings["prepare"] = time.monotonic() - began
-        self._run_refs = prepare_images(self.client, refs, self._progress, cache_dir=self.cache_dir)
+        self._run_refs = prepare_images(self.client, refs, self._progress, cache_dir=self.cache_dir,
+                                        options=_build_options(self.immich_tag))
         self.timings["images"] = time.monotonic() - began
         self._host_folders(rendered.settings)
         self._start_containers(relay_image)
@@ -181,6 +195,7 @@ class ContainersSandbox(Target):
         self._origin = Endpoint(f"http://{LOOPBACK}:{self._published(*ORIGIN_SERVICE)}",
                                 {"Host": self.public_hostname})
         self._api_key = bootstrap_user(self._lan)
+        self._write_run_file()
         self.timings["total"] = time.monotonic() - began
         self._progress(f"containers ready in {self.timings['total']:.1f}s ({self.images} images; LAN {self._lan.url}, "
                        f"public hostname {self._external.url}, origin proxy {self._origin.url}; work folder "
@@ -229,24 +244,31 @@ class ContainersSandbox(Target):
                 if folder.uid is not None:
                     os.chown(path, folder.uid, folder.gid if folder.gid is not None else -1)
                     path.chmod(0o700)
-            for volume, empty in spec.empty_dirs.items():
-                if empty.memory:
-                    continue
-                path = self.workdir / "volumes" / spec.deployment / volume
-                path.mkdir(parents=True)
-                if empty.group is not None:  # as the kubelet: the pod's fsGroup, setgid, writable by all
-                    os.chown(path, 0, empty.group)
-                path.chmod(0o2777 if empty.group is not None else 0o777)
-            for volume, files in spec.file_volumes.items():
-                target = self.workdir / "volumes" / spec.deployment / volume
-                target.mkdir(parents=True)
-                for key, data in files.files.items():
-                    path = target / key
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
-                    path.chmod(files.mode)
-                    if files.group is not None:
-                        os.chown(path, 0, files.group)
+            self._pod_volumes(spec)
+
+    def _pod_volumes(self, spec: ContainerSpec) -> None:
+        """A pod's own volumes, new (as for every new pod): its emptyDirs, its ConfigMap and Secret files."""
+        assert self.workdir is not None
+        pod = self.workdir / "volumes" / spec.deployment
+        shutil.rmtree(pod, ignore_errors=True)
+        for volume, empty in spec.empty_dirs.items():
+            if empty.memory:
+                continue
+            path = pod / volume
+            path.mkdir(parents=True)
+            if empty.group is not None:  # as the kubelet: the pod's fsGroup, setgid, writable by all
+                os.chown(path, 0, empty.group)
+            path.chmod(0o2777 if empty.group is not None else 0o777)
+        for volume, files in spec.file_volumes.items():
+            target = pod / volume
+            target.mkdir(parents=True)
+            for key, data in files.files.items():
+                path = target / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+                path.chmod(files.mode)
+                if files.group is not None:
+                    os.chown(path, 0, files.group)
 
     @property
     def nas(self) -> Path:
@@ -278,7 +300,9 @@ class ContainersSandbox(Target):
         container = DockerContainer(image, name=f"{self.prefix}-{name}", network=self._network)
         return container
 
-    def _start_one(self, spec: ContainerSpec) -> None:
+    def _start_one(self, spec: ContainerSpec, host_ports: dict[int, int] | None = None) -> None:
+        """Start the container of one Deployment; ``host_ports``: the 127.0.0.1 ports to publish its ports on
+        (default: free ones)."""
         assert self.workdir is not None
         container = self._container(spec.deployment, self._run_refs[spec.image])
         container.with_network_aliases(*spec.aliases)
@@ -299,7 +323,7 @@ class ContainersSandbox(Target):
                 source = source / mount.sub_path
             container.with_volume_mapping(str(source), mount.target, "ro" if mount.read_only else "rw")
         for port in spec.publish:
-            container.ports[f"{port}/tcp"] = (LOOPBACK, None)  # type: ignore[assignment]
+            container.ports[f"{port}/tcp"] = (LOOPBACK, (host_ports or {}).get(port))  # type: ignore[assignment]
         options: dict[str, Any] = {
             "labels": {**self.labels, cleanup.DEPLOYMENT_LABEL: spec.deployment},
             "hostname": spec.deployment,
@@ -335,6 +359,7 @@ class ContainersSandbox(Target):
         wrapped.reload()
         settings = wrapped.attrs["NetworkSettings"]
         with self._lock:
+            self._wrapped[name] = wrapped
             self._addresses[name] = settings["Networks"][self._network.name]["IPAddress"]
             for key, bindings in (settings.get("Ports") or {}).items():
                 if bindings:
@@ -366,11 +391,11 @@ class ContainersSandbox(Target):
             with contextlib.suppress(OSError), socket.create_connection((address, probe.port), timeout=probe.timeout):
                 return True
             return False
-        result = self._containers[name].get_wrapped_container().exec_run(list(probe.command))
+        result = self._wrapped[name].exec_run(list(probe.command))
         return result.exit_code == 0
 
     def _check_running(self, name: str) -> None:
-        wrapped = self._containers[name].get_wrapped_container()
+        wrapped = self._wrapped[name]
         wrapped.reload()
         if wrapped.status != "running":
             code = wrapped.attrs["State"].get("ExitCode")
@@ -378,8 +403,9 @@ class ContainersSandbox(Target):
             raise ContainerStopped(f"the {name} container stopped (exit code {code}) before it was Ready; its log "
                                    f"ends:\n{tail}")
 
-    def _wait_ready(self) -> None:
-        probes = self._probes()
+    def _wait_ready(self, names: set[str] | None = None) -> None:
+        """Wait until every container (of ``names``, when given) is Ready; fail as soon as one stops."""
+        probes = {n: p for n, p in self._probes().items() if names is None or n in names}
         waiting = dict(probes)
         began = time.monotonic()
 
@@ -398,11 +424,65 @@ class ContainersSandbox(Target):
             details = "; ".join(f"{n}: {p.describe()}" for n, p in waiting.items())
             raise ContainersError(f"not Ready within {timeout:.0f}s: {details} (run with --keep-sandbox to keep "
                                   "their logs in the work folder)") from None
-        for name in self._containers:
-            if name not in probes:
+        for name in self._wrapped:
+            if name not in probes and (names is None or name in names):
                 self._check_running(name)
-        for (_, _), host_port in self._host_ports.items():
+        for (name, _), host_port in self._host_ports.items():
+            if names is not None and name not in names:
+                continue
             wait_until(lambda p=host_port: port_open(p), timeout=10, what=f"127.0.0.1:{host_port} to answer")
+
+    # --- another Immich release on the same folders -----------------------------------------------------------------
+    def _immich_images(self, tag: str) -> dict[str, str]:
+        """The Deployments that run an Immich image, each with its image at release ``tag``."""
+        assert self.spec is not None
+        images = {name: ref for name, spec in self.spec.containers.items() if (ref := immich_image_at(spec.image, tag))}
+        if not images:
+            raise ContainersError(f"stack/overlays/{self.overlay} runs none of Immich's images "
+                                  f"({', '.join(IMMICH_IMAGE_NAMES)}): there is no Immich to run at {tag}")
+        return images
+
+    def upgrade_immich(self, tag: str) -> None:
+        """Replace the Immich server and machine-learning containers by release ``tag``'s, as a Recreate rollout
+        does: each old container is stopped (SIGTERM, then its grace period), the new one starts on the same NAS
+        folder, database, network aliases and 127.0.0.1 ports, with new pod volumes. Returns when every new
+        container is Ready; a new container that stops fails it, with its log."""
+        assert self.client is not None and self.spec is not None
+        images = self._immich_images(tag)
+        self._run_refs.update(prepare_images(self.client, images.values(), self._progress, cache_dir=self.cache_dir,
+                                             options=_build_options(tag)))
+        began = time.monotonic()
+        for name, ref in images.items():
+            old = self._wrapped.pop(name)
+            self._containers.pop(name)
+            ports = {port: host for (owner, port), host in self._host_ports.items() if owner == name}
+            old.stop(timeout=STOP_GRACE)
+            old.remove(v=True)
+            spec = self.spec.containers[name] = replace(self.spec.containers[name], image=ref)
+            self._pod_volumes(spec)
+            self._start_one(spec, host_ports=ports)
+            self._progress(f"{name}: {ref} started in place of the old container")
+        self._wait_ready(set(images))
+        self.immich_tag = tag
+        self._write_run_file()
+        self._progress(f"Immich {tag} Ready {time.monotonic() - began:.1f}s after the old containers stopped")
+
+    # --- the run file: for a second pytest that tests this run (--runtime containers --deployed) -------------------
+    @property
+    def run_file(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / RUN_FILE
+
+    def _write_run_file(self) -> None:
+        """What another process needs to test this run (secrets excepted: the API key goes by the environment)."""
+        doc = {"run_id": self.run_id, "prefix": self.prefix, "overlay": self.overlay, "images": self.images,
+               "immich_tag": self.immich_tag, "workdir": str(self.workdir), "lan": self._lan.url,
+               "external": self._external.url, "origin": self._origin.url,
+               "media_location": str(self.media_location), "containers": sorted(self._wrapped),
+               "owner": cleanup.process_identity()}
+        partial = self.run_file.with_suffix(".partial")
+        partial.write_text(json.dumps(doc, indent=2) + "\n")
+        partial.replace(self.run_file)
 
     # --- teardown --------------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -436,9 +516,9 @@ class ContainersSandbox(Target):
         assert self.workdir is not None
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
-        for name, container in self._containers.items():
+        for name, container in self._wrapped.items():
             with contextlib.suppress(Exception):
-                (logs / f"{name}.log").write_bytes(container.get_wrapped_container().logs())
+                (logs / f"{name}.log").write_bytes(container.logs())
 
     # --- what the scenarios use ------------------------------------------------------------------------------------
     @property
@@ -465,15 +545,14 @@ class ContainersSandbox(Target):
 
     def log_marks(self) -> LogMarks:
         now = time.time()
-        return {name: now for name in self._containers}
+        return {name: now for name in self._wrapped}
 
     def logs_since(self, marks: LogMarks) -> dict[str, str]:
         out = {}
-        for name, container in self._containers.items():
+        for name, container in self._wrapped.items():
             since = marks.get(name)
             try:
-                raw = container.get_wrapped_container().logs(since=since) if since else \
-                    container.get_wrapped_container().logs()
+                raw = container.logs(since=since) if since else container.logs()
             except Exception as exc:  # noqa: BLE001 - a log that cannot be read is shown as such
                 raw = f"(cannot read the log: {exc})".encode()
             out[name] = raw.decode(errors="replace")
@@ -482,13 +561,17 @@ class ContainersSandbox(Target):
     def diagnostics(self, marks: LogMarks) -> dict[str, str]:
         out = self.logs_since(marks)
         states = []
-        for name, container in self._containers.items():
+        for name, wrapped in self._wrapped.items():
             with contextlib.suppress(Exception):
-                wrapped = container.get_wrapped_container()
                 wrapped.reload()
                 states.append(f"{name}: {wrapped.status} (exit code {wrapped.attrs['State'].get('ExitCode')})")
         out["container states"] = "\n".join(states)
         return out
+
+
+def _build_options(immich_tag: str | None) -> BuildOptions | None:
+    """How to build the project's images for Immich ``immich_tag``: the API double that reports that release."""
+    return BuildOptions.for_immich_tag(immich_tag) if immich_tag else None
 
 
 def _secrets_from_example(text: str) -> str:

@@ -1,4 +1,5 @@
-"""A release change at start: recorded and logged; the deliberately broken build silently loses one asset."""
+"""A release change at start: recorded and logged; one deliberately broken build silently loses one asset, the
+other fails its migration and exits at every start."""
 
 from __future__ import annotations
 
@@ -46,3 +47,18 @@ def test_an_unknown_fault_is_refused(double_factory: Any) -> None:
     server = double_factory(IMMICH_DOUBLE_FAULT="eat-everything")
     assert server.run_until_exit() == 2
     assert "IMMICH_DOUBLE_FAULT='eat-everything' is not a known fault" in server.process.log_tail()
+
+
+def test_a_failed_migration_stops_every_start(double_factory: Any) -> None:
+    old = double_factory(IMMICH_DOUBLE_VERSION="v3.0.3").start()
+    api_key, ids = _seed(old)
+    old.stop()
+    for _ in range(2):  # a restart meets the same failure: a crash loop
+        broken = double_factory(db=old.db, media=old.media, IMMICH_DOUBLE_VERSION="v3.1.0",
+                                IMMICH_DOUBLE_FAULT="fail-migration-on-upgrade")
+        assert broken.run_until_exit() == 1
+        assert "Migration from v3.0.3 to v3.1.0 failed" in broken.process.log_tail()
+    history = old.db.query("SELECT version FROM version_history ORDER BY id")
+    assert [row[0] for row in history] == ["v3.0.3"]
+    again = double_factory(db=old.db, media=old.media, IMMICH_DOUBLE_VERSION="v3.0.3").start()
+    assert _present(again, api_key, ids) == ids
