@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ..procs import wait_until
+from ..procs import GiveUp, wait_until
 from ..targets.base import Target
 from ..targets.cluster import NODE_ADDRESS_ENV, NODE_LOCAL_ENV, ClusterTarget
 from ..targets.containers import ContainersSandbox
@@ -28,6 +28,10 @@ UPGRADE_TIMEOUT = 300.0
 CRASH_RESTARTS = 3
 Progress = Callable[[str], None]
 T = TypeVar("T", bound=Target)
+
+
+class CrashLoop(GiveUp):
+    """The upgraded server keeps stopping: the wait for its rollout ends at once (the message holds its log)."""
 
 
 class Deployment(ABC, Generic[T]):
@@ -98,7 +102,7 @@ class ClusterDeployment(Deployment[ClusterTarget]):
                 if status.get("restartCount", 0) >= CRASH_RESTARTS or waiting == "CrashLoopBackOff":
                     name = pod["metadata"]["name"]
                     logs = target.kube.run("logs", name, "--previous", "--tail=80", check=False).stdout
-                    raise AssertionError(f"immich-server pod {name} is crash-looping after the upgrade "
+                    raise CrashLoop(f"immich-server pod {name} is crash-looping after the upgrade "
                                          f"({waiting or status.get('restartCount')} restarts); its last log:\n{logs}")
 
 
