@@ -78,6 +78,14 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         started.wait(timeout=60)
 
 
+@pytest.fixture
+def client(docker_engine: None) -> Iterator[docker.DockerClient]:
+    """A client of the engine, closed after the test."""
+    docker_client = engine.connect()
+    yield docker_client
+    docker_client.close()
+
+
 def suite_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "features/", "-q", "-p", "no:cacheprovider", *args]
 

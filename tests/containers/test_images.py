@@ -4,12 +4,10 @@ their archives only when Docker lacks that image id under that tag."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import docker
 import pytest
 
-from immich_conformance.containers import engine
 from immich_conformance.containers.engine import ContainersError
 from immich_conformance.containers.images import MIRROR_ENV, archive_image_id, mirrored, prepare_images
 from immich_conformance.images.build import build_images, default_cache_dir
@@ -17,13 +15,6 @@ from immich_conformance.images.recipes import image_refs
 from immich_conformance.procs import free_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def client(docker_engine: None) -> Iterator[docker.DockerClient]:
-    docker_client = engine.connect()
-    yield docker_client
-    docker_client.close()
 
 
 def test_a_pinned_reference_present_locally_is_used_without_a_pull(client: docker.DockerClient,

@@ -9,13 +9,12 @@ import signal
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
 
 import docker
 import httpx
 import pytest
 
-from immich_conformance.containers import cleanup, engine
+from immich_conformance.containers import cleanup
 from immich_conformance.containers.engine import ContainersError
 from immich_conformance.containers.translate import ContainerSpec
 from immich_conformance.procs import free_port, wait_until
@@ -24,13 +23,6 @@ from immich_conformance.targets.containers import ContainersSandbox
 from .conftest import leftovers_of, run_suite, start_suite, work_folders
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def client(docker_engine: None) -> Iterator[docker.DockerClient]:
-    docker_client = engine.connect()
-    yield docker_client
-    docker_client.close()
 
 
 def test_a_run_leaves_nothing_behind(client: docker.DockerClient) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from immich_conformance.containers import cleanup, engine
+from immich_conformance.containers import cleanup
 
 from ..rehearsal.gate_runs import assert_failed_upgrade_shows_log, assert_lost_asset_named, assert_passed, rehearse
 
@@ -21,19 +21,17 @@ LOCAL = ("--runtime", "containers", "--images", "local")
 
 
 @pytest.fixture
-def client(docker_engine: None) -> Iterator[docker.DockerClient]:
-    docker_client = engine.connect()
-    before = cleanup.leftovers(docker_client)
-    yield docker_client
-    assert cleanup.leftovers(docker_client) == before, "the rehearsal left containers or networks behind"
-    docker_client.close()
+def nothing_left(client: docker.DockerClient) -> Iterator[None]:
+    before = cleanup.leftovers(client)
+    yield
+    assert cleanup.leftovers(client) == before, "the rehearsal left containers or networks behind"
 
 
 def _scenario_counts(result: subprocess.CompletedProcess[str]) -> list[int]:
     return [int(n) for n in re.findall(r"scenarios (?:before|after): (\d+) passed", result.stdout)]
 
 
-def test_a_good_upgrade_passes_every_phase(client: docker.DockerClient, tmp_path: Path) -> None:
+def test_a_good_upgrade_passes_every_phase(nothing_left: None, tmp_path: Path) -> None:
     result = rehearse(tmp_path, *LOCAL, "--locust-seconds", "5", timeout=900)
     assert_passed(result, tmp_path)
     counts = _scenario_counts(result)
@@ -42,13 +40,12 @@ def test_a_good_upgrade_passes_every_phase(client: docker.DockerClient, tmp_path
     assert (tmp_path / "load_stats.csv").is_file()
 
 
-def test_a_release_that_loses_an_asset_fails_and_names_it(client: docker.DockerClient, tmp_path: Path) -> None:
+def test_a_release_that_loses_an_asset_fails_and_names_it(nothing_left: None, tmp_path: Path) -> None:
     result = rehearse(tmp_path, *LOCAL, "--to", "v3.1.0-drop-one-asset-on-upgrade", timeout=900)
     assert_lost_asset_named(result, tmp_path)
 
 
-def test_a_release_whose_migration_fails_fails_the_upgrade_with_its_log(client: docker.DockerClient,
-                                                                       tmp_path: Path) -> None:
+def test_a_release_whose_migration_fails_fails_the_upgrade_with_its_log(nothing_left: None, tmp_path: Path) -> None:
     result = rehearse(tmp_path, *LOCAL, "--to", "v3.1.0-fail-migration-on-upgrade", timeout=900)
     assert_failed_upgrade_shows_log(result, tmp_path)
     assert "the immich-server container stopped (exit code 1)" in result.stdout

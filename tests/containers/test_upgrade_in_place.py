@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 
 import docker
 import httpx
 import pytest
 
-from immich_conformance.containers import cleanup, engine
+from immich_conformance.containers import cleanup
 from immich_conformance.targets.containers import ContainersSandbox
 from immich_conformance.targets.containers_attached import API_KEY_ENV, RUN_FILE_ENV
 from immich_conformance.uploads import ImageSpec, MultipartUpload
@@ -21,13 +20,6 @@ from immich_conformance.uploads import ImageSpec, MultipartUpload
 from .conftest import run_suite
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def client(docker_engine: None) -> Iterator[docker.DockerClient]:
-    docker_client = engine.connect()
-    yield docker_client
-    docker_client.close()
 
 
 def _ids(client: docker.DockerClient, run_id: str) -> dict[str, str]:
