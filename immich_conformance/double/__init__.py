@@ -7,8 +7,10 @@ Run it with Immich's own environment::
     python -m immich_conformance.double
 
 Also read: ``DB_URL`` (instead of the DB_* parts), ``REDIS_HOSTNAME``/``REDIS_PORT`` (reported, not used),
-``IMMICH_IGNORE_MOUNT_CHECK_ERRORS``, ``IMMICH_DOUBLE_VERSION`` (the version it reports; default
-``versions.IMMICH_VERSION``) and ``IMMICH_DOUBLE_DB_WAIT`` (seconds to wait for the database at start, default 10).
+``IMMICH_IGNORE_MOUNT_CHECK_ERRORS``, ``IMMICH_LOG_LEVEL`` (Immich's levels, default log; each request is logged
+at debug, as Immich's LoggingInterceptor does), ``IMMICH_DOUBLE_VERSION`` (the version it reports; default
+``versions.IMMICH_VERSION``), ``IMMICH_DOUBLE_DB_WAIT`` (seconds to wait for the database at start, default 10) and
+``IMMICH_DOUBLE_FAULT`` (a deliberately broken build, see ``version_history``).
 Exit codes: 0 after SIGTERM/SIGINT, 1 when the start is refused (storage integrity, database), 2 for bad settings.
 
 Metadata lives in PostgreSQL (tables made at start); originals live under the media location exactly where Immich

@@ -18,7 +18,7 @@ from aiohttp import web
 from immich_conformance.double.database import Database, DatabaseUnavailable
 from immich_conformance.double.http_api import add_routes, json_response
 from immich_conformance.double.realtime import Realtime
-from immich_conformance.double.settings import ConfigError, Settings
+from immich_conformance.double.settings import VERBOSE, ConfigError, Settings
 from immich_conformance.double.state import STATE, DoubleState
 from immich_conformance.double.storage_integrity import StartupError, verify_storage
 from immich_conformance.double.validation import ApiError
@@ -37,7 +37,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class NestFormatter(logging.Formatter):
     """Log lines in the layout of Immich's (NestJS) logger."""
 
-    LEVELS = {"DEBUG": "DEBUG", "INFO": "LOG", "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "FATAL"}
+    LEVELS = {"VERBOSE": "VERBOSE", "DEBUG": "DEBUG", "INFO": "LOG", "WARNING": "WARN", "ERROR": "ERROR",
+              "CRITICAL": "FATAL"}
 
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created).strftime("%m/%d/%Y, %I:%M:%S %p")
@@ -50,6 +51,7 @@ class NestFormatter(logging.Formatter):
 
 
 def configure_logging() -> None:
+    logging.addLevelName(VERBOSE, "VERBOSE")
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
     handler = logging.StreamHandler(sys.stdout)
@@ -98,8 +100,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return json_response({"message": "Internal server error"}, status=500)
     finally:
         elapsed = (time.monotonic() - started) * 1000
-        # Immich logs Express's req.url: the path with its query string.
-        logging.getLogger(f"immich.Api:LoggingInterceptor~{request[CORRELATION_KEY]}").info(
+        # Immich logs Express's req.url (the path with its query string), at debug level only.
+        logging.getLogger(f"immich.Api:LoggingInterceptor~{request[CORRELATION_KEY]}").debug(
             "%s %s %s %.2fms %s", request.method, request.path_qs, status, elapsed, request.remote
         )
 
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         logging.getLogger("immich.Config").error("%s", exc)
         return 2
+    logging.getLogger("immich").setLevel(settings.log_level)
     logging.getLogger("immich.Config").info(
         "Starting the Immich API double %s (media location %s)", settings.version, settings.media_location
     )

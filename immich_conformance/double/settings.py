@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ FAULTS = ("drop-one-asset-on-upgrade", "fail-migration-on-upgrade")
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z]+(?:\.(\d+))?)?$")
 _TRUE = {"true", "1", "yes", "on"}
+VERBOSE = 5
+# IMMICH_LOG_LEVEL, as Immich's logger has them (default log); request lines are debug.
+LOG_LEVELS = {"verbose": VERBOSE, "debug": logging.DEBUG, "log": logging.INFO, "warn": logging.WARNING,
+              "error": logging.ERROR, "fatal": logging.CRITICAL}
 
 
 class ConfigError(ValueError):
@@ -55,6 +60,7 @@ class Settings:
     ignore_mount_check_errors: bool
     db_wait_seconds: float
     fault: str | None = None
+    log_level: int = logging.INFO
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -71,7 +77,12 @@ class Settings:
         fault = env.get("IMMICH_DOUBLE_FAULT") or None
         if fault is not None and fault not in FAULTS:
             raise ConfigError(f"IMMICH_DOUBLE_FAULT={fault!r} is not a known fault: {', '.join(FAULTS)}")
+        level = (env.get("IMMICH_LOG_LEVEL") or "log").strip().lower()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"IMMICH_LOG_LEVEL={env.get('IMMICH_LOG_LEVEL')!r} is not a log level: "
+                              f"{', '.join(LOG_LEVELS)}")
         return cls(
+            log_level=LOG_LEVELS[level],
             fault=fault,
             host=env.get("IMMICH_HOST") or "0.0.0.0",
             port=port,

@@ -17,6 +17,10 @@ from ..procs import wait_until
 IMMICH_MEDIA_LOCATION = PurePosixPath("/data")
 TargetT = TypeVar("TargetT", bound="Target")
 
+SENTINEL_HINTS = {
+    "immich-server": " (Immich logs requests at IMMICH_LOG_LEVEL=debug or verbose only: the test overlays set it "
+                     "with stack/components/request-log)",
+}
 LogMarks = dict[str, Any]
 """Where each component's log stood at a moment (a file offset, a timestamp: the target's own business)."""
 
@@ -147,8 +151,9 @@ class Target(ABC):
         sentinel = f"conformance-sentinel-{uuid.uuid4().hex}"
         url = self.sentinel_url(component)
         httpx.get(f"{url}{'&' if '?' in url else '?'}{sentinel}=1", timeout=10)
+        hint = SENTINEL_HINTS.get(component, "")
         log = wait_until(lambda: (text := self.logs_since(marks).get(component, "")) and sentinel in text and text,
-                         timeout=timeout, interval=0.1, what=f"{component}'s log to show the sentinel request")
+                         timeout=timeout, interval=0.1, what=f"{component}'s log to show the sentinel request{hint}")
         return marker in log
 
     # --- what only a Kubernetes cluster has (the cluster target overrides these) ----------------------------------

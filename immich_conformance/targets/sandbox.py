@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import httpx
 
-from .. import REPO_ROOT
+from .. import REPO_ROOT, STACK_DIR
 from ..access_keys import KeyRing, jwks_url_for
 from ..limits import SERVICE_TOKEN_ID_HEADER, SERVICE_TOKEN_SECRET_HEADER
 from ..origin_proxy import OriginProxy, ProxySettings
@@ -127,6 +127,7 @@ class Sandbox(Target):
             "IMMICH_HOST": LOOPBACK,
             "IMMICH_PORT": str(ports["immich"]),
             "IMMICH_MEDIA_LOCATION": str(self.nas),
+            "IMMICH_LOG_LEVEL": request_log_level(),
             "REDIS_HOSTNAME": LOOPBACK,
         }
         immich = self._launch("immich-server", [sys.executable, "-m", "immich_conformance.double"], env=immich_env)
@@ -207,3 +208,19 @@ class Sandbox(Target):
             except FileNotFoundError:
                 out[name] = ""
         return out
+
+
+REQUEST_LOG_PATCH = STACK_DIR / "components" / "request-log" / "immich-server-log-level.yaml"
+
+
+def request_log_level() -> str:
+    """IMMICH_LOG_LEVEL as the test deployments set it (stack/components/request-log): the level at which Immich
+    logs each request, which the suite reads."""
+    import yaml
+
+    doc = yaml.safe_load(REQUEST_LOG_PATCH.read_text())
+    for container in doc["spec"]["template"]["spec"]["containers"]:
+        for item in container.get("env", []):
+            if item["name"] == "IMMICH_LOG_LEVEL":
+                return str(item["value"])
+    raise RuntimeError(f"{REQUEST_LOG_PATCH} no longer sets IMMICH_LOG_LEVEL for immich-server")

@@ -24,18 +24,22 @@ from immich_conformance.stack_checks import check_traffic_matrix, find_stack_dir
 from immich_conformance.stack_checks.crossref import split_image
 from immich_conformance.stack_checks.manifests import Manifests
 from immich_conformance.stack_checks.netpol import INTERNET_ADDRESS, NAMESPACE_LABEL, Endpoint, PolicySet, pod_endpoints
+from immich_conformance.targets.sandbox import request_log_level
 
 STACK = find_stack_dir()
 KIND_WITH_COMPONENT = "kind-with-edge-standin"
+# What the test overlays (ci, kind-edge-standin) add to kind: the edge stand-in, and Immich's request log.
+TEST_COMPONENTS = ["../../components/edge-standin", "../../components/request-log"]
 HASHED = re.compile(r"^(?P<base>.+)-[a-z0-9]{10}$")
 
-# The component's whole effect on the kind overlay.
+# The components' whole effect on the kind overlay.
 REMOVED = {"Deployment/cloudflared", "ConfigMap/cloudflared", "Secret/cloudflared-tunnel",
            "NetworkPolicy/cloudflared-egress"}
 ADDED = {"Deployment/edge-standin", "Service/edge-standin", "Service/edge-standin-team", "Secret/edge-standin",
          "Secret/edge-standin-ca", "NetworkPolicy/edge-standin-ingress", "NetworkPolicy/edge-standin-egress",
          "NetworkPolicy/origin-proxy-to-edge-standin"}
-CHANGED = {"ConfigMap/origin-proxy-settings", "Deployment/origin-proxy", "NetworkPolicy/origin-proxy-ingress"}
+CHANGED = {"ConfigMap/origin-proxy-settings", "Deployment/origin-proxy", "NetworkPolicy/origin-proxy-ingress",
+           "Deployment/immich-server"}
 SETTINGS_CHANGED = {"CF_TEAM_DOMAIN", "CF_ACCESS_AUD", "JWKS_URL", "JWKS_CONNECT", "JWKS_CA_FILE"}
 # Which of the project's images stands for which upstream image.
 STANDS_FOR = {
@@ -60,7 +64,7 @@ def _stack_copy(target: Path) -> Path:
     overlay.mkdir()
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "immich",
-        "resources": ["../kind"], "components": ["../../components/edge-standin"]}))
+        "resources": ["../kind"], "components": TEST_COMPONENTS}))
     return target
 
 
@@ -107,7 +111,13 @@ def test_the_ci_overlay_only_builds_on_kind_adds_the_component_and_swaps_images(
     kustomization = yaml.safe_load((STACK / "overlays/ci/kustomization.yaml").read_text())
     assert set(kustomization) <= {"apiVersion", "kind", "namespace", "resources", "components", "images"}
     assert kustomization["resources"] == ["../kind"]
-    assert kustomization["components"] == ["../../components/edge-standin"]
+    assert kustomization["components"] == TEST_COMPONENTS
+
+
+def test_the_overlay_for_real_images_adds_the_same_components() -> None:
+    kustomization = yaml.safe_load((STACK / "overlays/kind-edge-standin/kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../kind"]
+    assert kustomization["components"] == TEST_COMPONENTS
 
 
 def test_ci_is_kind_plus_component_with_the_projects_images(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -143,6 +153,12 @@ def test_the_component_changes_kind_only_where_it_says(rendered: dict[str, list[
     envoy = spec["containers"][0]
     envoy["volumeMounts"] = [m for m in envoy["volumeMounts"] if m["name"] != "edge-standin-ca"]
     assert proxy == _normalized(before["Deployment/origin-proxy"], kind), "origin-proxy: more than the CA mount"
+
+    server = _normalized(after["Deployment/immich-server"], kc)
+    env = server["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "IMMICH_LOG_LEVEL", "value": request_log_level()} in env and request_log_level() == "debug"
+    env.remove({"name": "IMMICH_LOG_LEVEL", "value": "debug"})
+    assert server == _normalized(before["Deployment/immich-server"], kind), "immich-server: more than the log level"
 
     ingress = after["NetworkPolicy/origin-proxy-ingress"]["spec"]["ingress"]
     assert ingress == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "edge-standin"}}}],
