@@ -129,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                "the to-release, verify every asset byte for byte and run the "
                                                "scenarios again. Exit 0 only if every phase passed.")
     rehearse.add_argument("--from", dest="ref_from", help="a git ref of this repository or an Immich tag (vX.Y.Z); "
-                                                          "offline default: the pinned release")
-    rehearse.add_argument("--to", dest="ref_to", help="as --from; offline default: the next double release")
+                                                          "with the double's builds (--cluster offline, --images "
+                                                          "local) the default is the pinned release")
+    rehearse.add_argument("--to", dest="ref_to", help="as --from; with the double's builds the default is the next "
+                                                      "double release")
     rehearse.add_argument("--runtime", choices=["cluster", "containers"], default="cluster",
                           help="where to deploy: a cluster (default), or the stack's containers under Docker")
     rehearse.add_argument("--images", choices=["pinned", "local"],
