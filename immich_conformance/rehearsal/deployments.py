@@ -20,9 +20,11 @@ from typing import Generic, TypeVar
 
 from ..procs import GiveUp, wait_until
 from ..targets.base import Target
+from ..targets.bootstrap import API_KEY_ENV
 from ..targets.cluster import NODE_ADDRESS_ENV, NODE_LOCAL_ENV, ClusterTarget
 from ..targets.containers import ContainersSandbox
-from ..targets.containers_attached import API_KEY_ENV, RUN_FILE_ENV
+from ..targets.containers_attached import RUN_FILE_ENV
+from .releases import RehearsalError
 
 UPGRADE_TIMEOUT = 300.0
 CRASH_RESTARTS = 3
@@ -51,9 +53,15 @@ class Deployment(ABC, Generic[T]):
     def scenario_options(self) -> tuple[list[str], dict[str, str]]:
         """pytest options and environment variables that test this deployment as it stands."""
 
+    @property
+    @abstractmethod
+    def builds_doubles(self) -> bool:
+        """Whether each release is a build of the project's Immich double (made from its tag, so the rehearsal has
+        default releases), rather than Immich's real images."""
+
     def running(self) -> T:
         if self.target is None:
-            raise RuntimeError("the from-release was never deployed")
+            raise RehearsalError("the from-release was never deployed")
         return self.target
 
 
@@ -68,6 +76,10 @@ class ClusterDeployment(Deployment[ClusterTarget]):
     def __str__(self) -> str:
         where = "the offline cluster" if self.offline else f"the cluster of {self.kubeconfig}"
         return f"{where} (overlay {self.overlay})"
+
+    @property
+    def builds_doubles(self) -> bool:
+        return self.offline
 
     def deploy(self, immich_tag: str, progress: Progress) -> ClusterTarget:
         self.target = ClusterTarget(kubeconfig=self.kubeconfig, offline=self.offline, keep=self.keep_cluster,
@@ -103,7 +115,7 @@ class ClusterDeployment(Deployment[ClusterTarget]):
                     name = pod["metadata"]["name"]
                     logs = target.kube.run("logs", name, "--previous", "--tail=80", check=False).stdout
                     raise CrashLoop(f"immich-server pod {name} is crash-looping after the upgrade "
-                                         f"({waiting or status.get('restartCount')} restarts); its last log:\n{logs}")
+                                    f"({waiting or status.get('restartCount')} restarts); its last log:\n{logs}")
 
 
 @dataclass
@@ -114,6 +126,10 @@ class ContainersDeployment(Deployment[ContainersSandbox]):
 
     def __str__(self) -> str:
         return f"containers ({self.images} images)"
+
+    @property
+    def builds_doubles(self) -> bool:
+        return self.images == "local"
 
     def deploy(self, immich_tag: str, progress: Progress) -> ContainersSandbox:
         self.target = ContainersSandbox(images=self.images, keep=self.keep, immich_tag=immich_tag,

@@ -20,7 +20,7 @@ from ..procs import wait_until
 from ..targets.base import Target
 from ..uploads import ImageSpec, MultipartUpload
 from .deployments import Deployment
-from .releases import RehearsalError, Release
+from .releases import Release
 
 PHOTOS = 6
 PHOTO_BYTES = 256 * 1024
@@ -72,7 +72,7 @@ class Rehearsal:
                                  f"{result.stdout[-6000:]}")
 
     def seed(self) -> None:
-        target = self._target()
+        target = self.deployment.running()
         client = target.lan.client(target.api_key)
         try:
             for size in [PHOTO_BYTES] * PHOTOS + [LARGE_FILE_BYTES]:
@@ -91,7 +91,7 @@ class Rehearsal:
         self._expect_version(self.release_to.immich_tag)
 
     def verify(self) -> None:
-        target = self._target()
+        target = self.deployment.running()
         client = target.lan.client(target.api_key)
         problems: list[str] = []
         try:
@@ -106,7 +106,7 @@ class Rehearsal:
         """Upload throughput on the upgraded stack: locust's own gate, its CSV and HTML beside the reports."""
         if self.locust_seconds <= 0:
             pytest.skip("no load test asked for (--locust-seconds)")
-        target = self._target()
+        target = self.deployment.running()
         token = list(target.service_token_headers.values())
         env = {**os.environ, "IMMICH_CONFORMANCE_EXTERNAL_URL": target.external.url,
                "IMMICH_CONFORMANCE_PUBLIC_HOSTNAME": target.public_hostname,
@@ -144,15 +144,10 @@ class Rehearsal:
                 self.target.close()
 
     # --- helpers ---------------------------------------------------------------------------------------------------
-    def _target(self) -> Target:
-        if self.target is None:
-            raise RehearsalError("the from-release was never deployed")
-        return self.target
-
     def _expect_version(self, tag: str) -> None:
         """Wait until the server reports release ``tag`` on the LAN and through the public hostname (where the
         origin proxy must have found the new server)."""
-        target = self._target()
+        target = self.deployment.running()
         want = tag.split("-", 1)[0].lstrip("v")
         paths = {"the LAN": target.lan, "the public hostname": target.external}
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from .. import REPO_ROOT
-from .deployments import ClusterDeployment, ContainersDeployment, Deployment
+from .deployments import ClusterDeployment, Deployment
 from .rehearsal import REHEARSAL, Rehearsal
 from .releases import DEFAULT_FROM, DEFAULT_TO, RehearsalError, resolve
 
@@ -80,9 +80,7 @@ def cluster_deployment(*, kubeconfig: Path | None, offline: bool, keep_cluster: 
 def rehearse(*, ref_from: str | None, ref_to: str | None, deployment: Deployment, reports: Path,
              locust_seconds: int = 0) -> int:
     """Run the rehearsal's phases from ``ref_from`` to ``ref_to`` on ``deployment``; 0 when every phase passed."""
-    builds_doubles = (isinstance(deployment, ClusterDeployment) and deployment.offline) or (
-        isinstance(deployment, ContainersDeployment) and deployment.images == "local")
-    if not builds_doubles and not (ref_from and ref_to):
+    if not deployment.builds_doubles and not (ref_from and ref_to):
         raise RehearsalError(f"on {deployment} give both --from and --to (git refs or Immich release tags): the "
                              "defaults name builds of the project's Immich double, which only the offline cluster "
                              "and --images local have")

@@ -6,6 +6,9 @@ import secrets
 
 from .base import Endpoint
 
+API_KEY_ENV = "IMMICH_CONFORMANCE_API_KEY"
+"""The API key of a deployment another process set up and bootstrapped (``--deployed``)."""
+
 
 class BootstrapError(RuntimeError):
     """Immich did not accept the suite's first-run set-up."""

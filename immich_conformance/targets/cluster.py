@@ -26,7 +26,7 @@ from ..kube import Kube, KubeError
 from ..procs import ManagedProcess, WaitTimeout, free_port, port_open, wait_until
 from ..versions import IMMICH_IMAGE_NAMES, immich_image_at
 from .base import Endpoint, LogMarks, Target, TargetUnsupported
-from .bootstrap import bootstrap_user
+from .bootstrap import API_KEY_ENV, bootstrap_user
 
 NAMESPACE = "immich"
 OVERLAYS = STACK_DIR / "overlays"
@@ -122,7 +122,7 @@ class ClusterTarget(Target):
         # Ready pods reach kube-proxy's NodePort rules a moment later: wait until both node ports answer.
         wait_until(lambda: self.server_reachable() and port_open(self.material.node_port, self.node_ip),
                    timeout=90, interval=0.5, what=f"the NodePorts on {self.node_ip} answering")
-        self._api_key = os.environ.get("IMMICH_CONFORMANCE_API_KEY") or bootstrap_user(self._lan)
+        self._api_key = os.environ.get(API_KEY_ENV) or bootstrap_user(self._lan)
         self.timings["ready"] = time.monotonic() - started
         self._progress(f"cluster target ready in {self.timings['ready']:.1f}s: LAN {self._lan.url}, "
                        f"public hostname {self._external.url} (Host: {self.public_hostname})")

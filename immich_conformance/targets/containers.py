@@ -454,7 +454,7 @@ class ContainersSandbox(Target):
         began = time.monotonic()
         for name, ref in images.items():
             old = self._wrapped.pop(name)
-            self._containers.pop(name)
+            _close_client(self._containers.pop(name))
             ports = {port: host for (owner, port), host in self._host_ports.items() if owner == name}
             old.stop(timeout=STOP_GRACE)
             old.remove(v=True)
@@ -497,8 +497,7 @@ class ContainersSandbox(Target):
                     self._save_logs()
                 problems = cleanup.remove_run(self.client, self.run_id, self._volumes)
                 for container in self._containers.values():
-                    with contextlib.suppress(Exception):
-                        container.get_docker_client().client.close()
+                    _close_client(container)
                 left = cleanup.leftovers(self.client, self.run_id)
                 if left:
                     problems.append(f"still there: {left.describe()}")
@@ -567,6 +566,12 @@ class ContainersSandbox(Target):
                 states.append(f"{name}: {wrapped.status} (exit code {wrapped.attrs['State'].get('ExitCode')})")
         out["container states"] = "\n".join(states)
         return out
+
+
+def _close_client(container: DockerContainer) -> None:
+    """Close the Docker client testcontainers made for ``container`` (one per container)."""
+    with contextlib.suppress(Exception):
+        container.get_docker_client().client.close()
 
 
 def _build_options(immich_tag: str | None) -> BuildOptions | None:

@@ -16,10 +16,10 @@ from pathlib import Path, PurePosixPath
 from ..containers import cleanup, engine
 from ..containers.engine import ContainersError
 from .base import Endpoint, Target
+from .bootstrap import API_KEY_ENV
 from .containers import ContainersSandbox
 
 RUN_FILE_ENV = "IMMICH_CONFORMANCE_CONTAINERS_RUN"
-API_KEY_ENV = "IMMICH_CONFORMANCE_API_KEY"
 _HOW = (f"start the run first (immich-conformance rehearse --runtime containers runs one) and set {RUN_FILE_ENV} "
         f"to its run file and {API_KEY_ENV} to its API key")
 

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from immich_conformance.containers import cleanup
+from immich_conformance.targets.bootstrap import API_KEY_ENV
 from immich_conformance.targets.containers import ContainersSandbox
-from immich_conformance.targets.containers_attached import API_KEY_ENV, RUN_FILE_ENV
+from immich_conformance.targets.containers_attached import RUN_FILE_ENV
 from immich_conformance.uploads import ImageSpec, MultipartUpload
 
 from .conftest import run_suite
