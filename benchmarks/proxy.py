@@ -28,12 +28,13 @@ from pathlib import Path
 import httpx
 import yaml
 
-from immich_conformance import REPO_ROOT, rawhttp
+from immich_conformance import REPO_ROOT
 from immich_conformance.access_keys import KeyRing
-from immich_conformance.jwks_endpoint import ControllableJwks
 from immich_conformance.limits import JWT_HEADER, MAX_BODY_BYTES
 from immich_conformance.origin_proxy import OriginProxy, ProxySettings, envoy_binary
 from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, port_open
+from immich_conformance.testing import rawhttp
+from immich_conformance.testing.jwks_endpoint import ControllableJwks
 from immich_conformance.tls import write_server_files
 
 from .upload_client import upload

@@ -27,17 +27,22 @@ Feature: What only a real cluster can prove
     When the NAS library is mounted again
     Then immich-server becomes Ready again
 
+  Scenario: A privileged pod is refused in the stack's namespace
+    When the suite asks the cluster to admit a privileged pod into the stack's namespace
+    Then the cluster refuses it, naming the stack's Pod Security policy
+
   Scenario Outline: Network policies allow <source> to reach <destination> only as designed
     Given the cluster enforces NetworkPolicies
     When <source> connects to <destination>
     Then the connection is <verdict>
 
     Examples:
-      | source        | destination             | verdict |
-      | the tunnel    | the origin proxy        | allowed |
-      | the tunnel    | Immich                  | denied  |
-      | the tunnel    | Postgres                | denied  |
-      | Immich        | Postgres                | allowed |
-      | Immich        | Redis                   | allowed |
-      | Immich        | machine learning        | allowed |
-      | Immich        | the origin proxy        | denied  |
+      | source           | destination      | verdict |
+      | the tunnel       | the origin proxy | allowed |
+      | the origin proxy | Immich           | allowed |
+      | the tunnel       | Immich           | denied  |
+      | the tunnel       | Postgres         | denied  |
+      | Immich           | Postgres         | allowed |
+      | Immich           | Redis            | allowed |
+      | Immich           | machine learning | allowed |
+      | Immich           | the origin proxy | denied  |

@@ -9,20 +9,33 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .procs import GiveUp, WaitTimeout
 
+SUPERVISION_INTERVAL = 0.5
+COMPONENT_DIED = 3
+
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    """Start the embedded sandbox, print how to reach it, and keep it up until Ctrl-C."""
+    """Start the embedded sandbox, print how to reach it, and keep it up until Ctrl-C (or until one of its components
+    exits: then the death is said with the component's last log lines, the rest stopped, and the exit status is 3)."""
     from .targets.sandbox import Sandbox
+    from .targets.spec import TargetSetupError, TargetSpec, open_target
 
-    sandbox = Sandbox(Path(args.workdir) if args.workdir else None, keep=args.keep,
-                      progress=lambda message: print(f"[sandbox] {message}", flush=True))
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with sandbox:
+    # Every way a person or a script stops it; SIGINT too, which a shell's background job inherits as ignored.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
+    spec = TargetSpec(workdir=Path(args.workdir) if args.workdir else None, keep=args.keep,
+                      sandbox_nas=Path(args.nas) if args.nas else None)
+    try:
+        sandbox = open_target(spec, lambda message: print(f"[sandbox] {message}", flush=True))
+    except TargetSetupError as exc:
+        print(f"immich-conformance sandbox: {exc.reason}", file=sys.stderr)
+        return 2
+    assert isinstance(sandbox, Sandbox)
+    with contextlib.closing(sandbox):
         token = sandbox.service_token_headers
         print(f"""
 LAN (the NodePort):      {sandbox.lan.url}
@@ -35,53 +48,64 @@ logs:                    {sandbox.logs}
 
 Try: curl -H 'Host: {sandbox.public_hostname}' {sandbox.external.url}/api/server/ping   (redirected to Access)
 Ctrl-C stops the sandbox{' and keeps its folder' if args.keep else ' and removes its folder'}.""", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        while not stop.wait(SUPERVISION_INTERVAL):
+            if deaths := sandbox.dead_components():
+                for death in deaths:
+                    print(f"immich-conformance sandbox: {death.summary}; {death.details}", file=sys.stderr, flush=True)
+                print("immich-conformance sandbox: stopping the rest", file=sys.stderr, flush=True)
+                return COMPONENT_DIED
     return 0
 
 
 def cmd_check_stack(args: argparse.Namespace) -> int:
-    """Render overlays and run the static proof (schema, our cross-reference checks, checkov), as CI does."""
-    from .stack_checks import StackConfigError, find_stack_dir, overlay_names, render_overlay, run_static_checks
-    from .stack_checks.checkov_scan import CheckovUnavailable, run_checkov
-    from .stack_checks.schema import validate_documents
+    """Render overlays and run the static proof (schema, our own checks, checkov), exactly as the tests do."""
+    from .stack_checks import StackConfigError
+    from .stack_checks.proof import prove_stack
 
-    overlays = args.overlay or overlay_names(find_stack_dir())
-    failures = 0
-    for overlay in overlays:
-        try:
-            rendered = render_overlay(overlay, with_example_secrets=args.example_secrets)
-        except StackConfigError as exc:
-            print(f"{overlay}: {exc}", file=sys.stderr)
-            failures += 1
+    try:
+        proofs = prove_stack(args.overlay, Path(args.stack) if args.stack else None,
+                             example_secrets=args.example_secrets, checkov=not args.skip_checkov)
+    except StackConfigError as exc:
+        print(f"immich-conformance check-stack: {exc}", file=sys.stderr)
+        return 1
+    for proof in proofs:
+        if proof.error is not None or proof.rendered is None:
+            print(f"{proof.overlay}: {proof.error}", file=sys.stderr)
             continue
-        findings = validate_documents(rendered.documents) + run_static_checks(rendered)
-        if not args.skip_checkov:
-            try:
-                report = run_checkov({overlay: rendered.text})[overlay]
-                findings += report.findings()
-            except CheckovUnavailable as exc:
-                print(f"{overlay}: checkov not run: {exc}", file=sys.stderr)
-                failures += 1
-        verdict = "ok" if not findings else f"{len(findings)} problem(s)"
-        print(f"{overlay}: {len(rendered.documents)} objects rendered, {verdict}")
-        for finding in findings:
+        verdict = "ok" if not proof.findings else f"{len(proof.findings)} problem(s)"
+        print(f"{proof.overlay}: {len(proof.rendered.documents)} objects rendered, {verdict}")
+        for finding in proof.findings:
             print(f"  {finding}")
-        failures += len(findings)
-    return 1 if failures else 0
+    return 0 if proofs and all(p.holds for p in proofs) else 1
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     """Rehearse an Immich upgrade on a cluster or in containers: deploy, test, seed, upgrade, verify."""
     from .rehearsal.deployments import ContainersDeployment, Deployment
     from .rehearsal.releases import RehearsalError
+    from .rehearsal.restored import RestoreRequest
     from .rehearsal.run import cluster_deployment, rehearse
+    from .targets.stack_source import STACK_NAMESPACE, Placement
 
     try:
+        if (args.library or args.library_sample is not None) and not args.restore:
+            raise RehearsalError("--library and --library-sample go with --restore BACKUP")
+        restore = RestoreRequest(Path(args.restore), Path(args.library) if args.library else None,
+                                 args.library_sample) if args.restore else None
         deployment: Deployment
-        if args.runtime == "containers":
+        if args.runtime == "cluster":
+            print("immich-conformance rehearse: --runtime cluster is deprecated, use --target cluster",
+                  file=sys.stderr)
+        target = args.target or ("sandbox" if args.runtime == "containers" else "cluster")
+        if target == "sandbox" and args.runtime != "containers":
+            raise RehearsalError("--target sandbox rehearses in the stack's containers: add --runtime containers")
+        if target == "cluster" and args.runtime == "containers":
+            raise RehearsalError("--runtime containers runs the stack as containers, not on a cluster: drop "
+                                 "--target cluster, or --runtime")
+        if target == "sandbox":
             cluster_only = [flag for flag, given in (("--cluster", args.cluster), ("--kubeconfig", args.kubeconfig),
-                                                     ("--overlay", args.overlay), ("--keep-cluster", args.keep_cluster))
+                                                     ("--overlay", args.overlay), ("--keep-cluster", args.keep_cluster),
+                                                     ("--namespace", args.namespace), ("--scratch", args.scratch))
                             if given]
             if cluster_only:
                 raise RehearsalError(f"{', '.join(cluster_only)}: for a cluster; --runtime containers takes --images "
@@ -92,14 +116,35 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                 raise RehearsalError("--images and --keep-sandbox go with --runtime containers; on a cluster the "
                                      "overlay (--overlay) says which images run")
             kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+            placement = Placement(args.namespace or STACK_NAMESPACE,
+                                  PurePosixPath(args.scratch) if args.scratch else None)
             deployment = cluster_deployment(kubeconfig=Path(kubeconfig) if kubeconfig else None,
                                             offline=args.cluster == "offline", keep_cluster=args.keep_cluster,
-                                            overlay=args.overlay or "ci")
+                                            overlay=args.overlay or "ci", placement=placement)
         return rehearse(ref_from=args.ref_from, ref_to=args.ref_to, deployment=deployment,
-                        reports=Path(args.reports), locust_seconds=args.locust_seconds)
+                        reports=Path(args.reports), locust_seconds=args.locust_seconds, restore=restore)
     except RehearsalError as exc:
         print(f"immich-conformance rehearse: {exc}", file=sys.stderr)
         return 2
+
+
+def cmd_verify_backup(args: argparse.Namespace) -> int:
+    """Restore an Immich database backup into a throwaway sandbox release and report whether it restores."""
+    from .backups.backup_file import BackupProblem
+    from .backups.verify import verify_backup
+    from .targets.spec import TargetSetupError
+
+    try:
+        report = verify_backup(Path(args.backup), Path(args.library) if args.library else None,
+                               progress=lambda message: print(f"[verify-backup] {message}", flush=True))
+    except (BackupProblem, TargetSetupError, OSError) as exc:
+        print(f"immich-conformance verify-backup: {exc}", file=sys.stderr)
+        return 1
+    print(report.render(), flush=True)
+    if report.failure:
+        print(f"immich-conformance verify-backup: {report.failure}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,13 +153,25 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the embedded sandbox stack until Ctrl-C")
     sandbox.add_argument("--workdir", help="folder for the sandbox's state (default: a new temporary folder)")
     sandbox.add_argument("--keep", action="store_true", help="keep the folder (logs, NAS, database) after stopping")
+    sandbox.add_argument("--nas", help="the NAS folder, e.g. a mount point (default: in the work folder); it must be "
+                                       "empty and is emptied when the sandbox stops")
     sandbox.set_defaults(func=cmd_sandbox)
     check = commands.add_parser("check-stack", help="render stack/ overlays and run the static checks")
     check.add_argument("overlay", nargs="*", help="overlay names under stack/overlays (default: all)")
     check.add_argument("--example-secrets", action="store_true",
                        help="render with the committed *.env.example files instead of your secret files")
     check.add_argument("--skip-checkov", action="store_true", help="leave out the checkov scan (slowest part)")
+    check.add_argument("--stack", metavar="DIR", help="the stack folder to check (default: stack/ of this checkout)")
     check.set_defaults(func=cmd_check_stack)
+    from .doctor.command import add_arguments as doctor_arguments
+    from .doctor.command import run as doctor_run
+
+    doctor = commands.add_parser("doctor", help="check the node the stack is about to run on (before you apply)",
+                                 description="Check a node (this one, or one over SSH) against an overlay's settings: "
+                                             "the NAS mount, boot ordering, the internal drive, the node, DNS. One "
+                                             "line per check; exit 1 on any fail.")
+    doctor_arguments(doctor)
+    doctor.set_defaults(func=doctor_run)
     from .cluster.__main__ import add_arguments as cluster_arguments
     from .cluster.__main__ import run as cluster_run
 
@@ -133,8 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "local) the default is the pinned release")
     rehearse.add_argument("--to", dest="ref_to", help="as --from; with the double's builds the default is the next "
                                                       "double release")
-    rehearse.add_argument("--runtime", choices=["cluster", "containers"], default="cluster",
-                          help="where to deploy: a cluster (default), or the stack's containers under Docker")
+    rehearse.add_argument("--target", choices=["cluster", "sandbox"],
+                          help="where to deploy, as for pytest: cluster (the default) or sandbox (the stack's "
+                               "containers under Docker: needs --runtime containers)")
+    rehearse.add_argument("--runtime", choices=["containers", "cluster"],
+                          help="containers: the stack's containers under Docker, as for pytest (implies --target "
+                               "sandbox). 'cluster' is the old spelling of --target cluster")
     rehearse.add_argument("--images", choices=["pinned", "local"],
                           help="with --runtime containers: pinned (the real Immich images of each release; the "
                                "default) or local (builds of the project's Immich double)")
@@ -146,9 +207,33 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--keep-cluster", action="store_true", help="leave the offline cluster running")
     rehearse.add_argument("--overlay", help="on a cluster: the overlay under stack/overlays to deploy (default ci: "
                                             "the project's images; kind-edge-standin: real Immich)")
+    rehearse.add_argument("--namespace", help="on a cluster: the namespace to rehearse in (default immich). Another "
+                                              "one rehearses beside the Immich in immich: node ports chosen by the "
+                                              "cluster, host folders under --scratch; nothing of immich changes")
+    rehearse.add_argument("--scratch", help="on a cluster: a node folder for the rehearsal's NAS, database and model "
+                                            "cache (needed with --namespace)")
     rehearse.add_argument("--locust-seconds", type=int, default=0,
                           help="end with a locust upload run of this many seconds on the upgraded stack")
+    rehearse.add_argument("--restore", metavar="BACKUP",
+                          help="rehearse on your own data: restore BACKUP (an immich-db-backup-….sql.gz) into the "
+                               "from-release through Immich's maintenance flow, then check users, albums, assets and "
+                               "Immich's integrity report before and after the upgrade (instead of the scenarios)")
+    rehearse.add_argument("--library", metavar="DIR",
+                          help="with --restore: the library the backup belongs to (Immich's media location); only "
+                               "read: a copy goes into the deployment's NAS folder")
+    rehearse.add_argument("--library-sample", metavar="N", type=int,
+                          help="with --library: copy only N assets per user, chosen from the backup's asset list")
     rehearse.set_defaults(func=cmd_rehearse)
+    verify = commands.add_parser("verify-backup", help="restore an Immich database backup into a throwaway release "
+                                                       "and say whether it restores",
+                                 description="Restore BACKUP (an immich-db-backup-….sql.gz from Immich's backups/ "
+                                             "folder) through Immich's own maintenance flow into the sandbox, then "
+                                             "report its versions, users, assets, albums and, with --library, what "
+                                             "Immich's integrity checks find. Exit 0 only if it restores cleanly.")
+    verify.add_argument("backup", metavar="BACKUP", help="the backup file")
+    verify.add_argument("--library", metavar="DIR", help="the library it belongs to (Immich's media location); "
+                                                         "only read: a copy goes into the sandbox")
+    verify.set_defaults(func=cmd_verify_backup)
     return parser
 
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .procs import wait_until
+from .procs import GiveUp, wait_until
+
+CRASH_RESTARTS = 3
+
+
+class CrashLoop(GiveUp):
+    """A pod keeps stopping: a wait for its rollout ends at once (the message holds its log)."""
 
 
 class KubeError(RuntimeError):
@@ -33,8 +39,13 @@ class Kube:
 
     def run(self, *args: str, namespaced: bool = True, timeout: float = 120, check: bool = True,
             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(self.argv(*args, namespaced=namespaced), capture_output=True, text=True,
-                                timeout=timeout, input=stdin)
+        try:
+            result = subprocess.run(self.argv(*args, namespaced=namespaced), capture_output=True, text=True,
+                                    timeout=timeout, input=stdin)
+        except subprocess.TimeoutExpired:
+            raise KubeError(f"kubectl {' '.join(args[:3])} got no answer from the cluster of {self.kubeconfig} "
+                            f"within {timeout:.0f} s: is it running, and is the kubeconfig's server address "
+                            "right?") from None
         if check and result.returncode != 0:
             raise KubeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
         return result
@@ -53,16 +64,7 @@ class Kube:
 
     def ready_pods(self, selector: dict[str, str], *, since: float = 0.0) -> list[dict[str, Any]]:
         """Pods matching ``selector``, Ready, created after ``since`` (a fresh readiness, not a stale status)."""
-        label = ",".join(f"{k}={v}" for k, v in selector.items())
-        ready = []
-        for pod in self.items("pods", label):
-            if pod["metadata"].get("deletionTimestamp"):
-                continue
-            created = _timestamp(pod["metadata"]["creationTimestamp"])
-            conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
-            if conditions.get("Ready") == "True" and created >= since - 1:
-                ready.append(pod)
-        return ready
+        return _ready(self.items("pods", _label(selector)), since)
 
     def wait_rollout(self, *, since: float = 0.0, timeout: float = 300, names: Sequence[str] | None = None) -> float:
         """Wait until every Deployment (or those named) has all its replicas Ready as fresh pods; return seconds."""
@@ -70,16 +72,35 @@ class Kube:
         deployments = [d for d in self.deployments() if names is None or d["metadata"]["name"] in names]
 
         def all_ready() -> bool:
-            return all(
-                len(self.ready_pods(d["spec"]["selector"]["matchLabels"], since=since)) >= d["spec"].get("replicas", 1)
-                for d in deployments
-            )
+            ready = True
+            for d in deployments:  # one listing of each Deployment's pods serves both questions
+                pods = self.items("pods", _label(d["spec"]["selector"]["matchLabels"]))
+                self._fail_on_crash_loop(pods, since)
+                ready = ready and len(_ready(pods, since)) >= d["spec"].get("replicas", 1)
+            return ready
 
         try:
             wait_until(all_ready, timeout=timeout, interval=1.0, what="every Deployment's pods Ready")
         except TimeoutError as exc:
             raise KubeError(f"{exc}\n{self.unready_report()}") from None
         return time.monotonic() - started
+
+    def fail_on_crash_loop(self, selector: dict[str, str], *, since: float = 0.0) -> None:
+        """Raise CrashLoop, with the container's last log, when a pod matching ``selector`` (made after ``since``)
+        keeps restarting."""
+        self._fail_on_crash_loop(self.items("pods", _label(selector)), since)
+
+    def _fail_on_crash_loop(self, pods: list[dict[str, Any]], since: float) -> None:
+        for pod in pods:
+            if _timestamp(pod["metadata"]["creationTimestamp"]) < since - 1:
+                continue
+            for status in pod.get("status", {}).get("containerStatuses", []):
+                waiting = status.get("state", {}).get("waiting", {}).get("reason", "")
+                if status.get("restartCount", 0) >= CRASH_RESTARTS or waiting == "CrashLoopBackOff":
+                    name = pod["metadata"]["name"]
+                    logs = self.run("logs", name, "-c", status["name"], "--previous", "--tail=80", check=False).stdout
+                    raise CrashLoop(f"pod {name} is crash-looping ({waiting or 'restarted'}, "
+                                    f"{status.get('restartCount')} restarts); its last log:\n{logs}")
 
     def node_port(self, service: str, port_name_or_number: str | int) -> int:
         svc = self.get("service", service)
@@ -116,6 +137,22 @@ class Kube:
                 lines.append(self.run("describe", "pod", name, check=False, timeout=30).stdout)
         events = self.run("get", "events", "--sort-by=.lastTimestamp", check=False, timeout=30).stdout
         return "\n".join(lines + ["--- events ---", events[-8000:]])
+
+
+def _label(selector: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector.items())
+
+
+def _ready(pods: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
+    """The pods that are Ready, not being deleted, and created after ``since``."""
+    ready = []
+    for pod in pods:
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+        if conditions.get("Ready") == "True" and _timestamp(pod["metadata"]["creationTimestamp"]) >= since - 1:
+            ready.append(pod)
+    return ready
 
 
 def _timestamp(text: str) -> float:

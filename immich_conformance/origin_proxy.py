@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from . import STACK_DIR
+from .conditions import url_answers_ok
 from .limits import MAX_BODY_BYTES
 from .procs import LOOPBACK, ManagedProcess, free_port
 
 PROXY_DIR = STACK_DIR / "base" / "origin-proxy"
 START_SCRIPT = PROXY_DIR / "start.sh"
 CONFIG_TEMPLATE = PROXY_DIR / "envoy.yaml"
+
+
+# Envoy's default access log line (envoy.yaml sets no format) ends with the upstream host in quotes: "-" when the
+# request was answered by the proxy itself and not forwarded.
+_UPSTREAM_FIELD = re.compile(r'"([^"]*)"\s*$')
+
+
+def forwarded_upstream(access_log_line: str) -> bool:
+    """Whether the proxy's access log line records a request sent on to Immich (an upstream host other than "-").
+    A line not in Envoy's default layout counts as forwarded: no proof of the opposite."""
+    match = _UPSTREAM_FIELD.search(access_log_line)
+    return match is None or match.group(1) != "-"
 
 
 def envoy_binary() -> str:
@@ -103,7 +117,7 @@ class OriginProxy:
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         ready_url = f"http://{self.settings.listen_address}:{self.settings.health_port}/ready"
-        self.process.wait_ready(lambda: httpx.get(ready_url, timeout=1).status_code == 200, timeout=timeout)
+        self.process.wait_ready(url_answers_ok(ready_url), timeout=timeout)
 
     def stop(self) -> None:
         self.process.stop()

@@ -150,12 +150,18 @@ class LocalPostgres:
             log = self._process.log_since(offset)
             self.stop()
             if "could not bind" in log or "Address already in use" in log:
-                raise PostgresError(f"port {self.port} on {self.host} is in use: choose a free port") from None
+                raise PostgresError(f"port {self.port} on {self.host} is already in use by another process "
+                                    "(address already in use)") from None
             raise PostgresError(f"PostgreSQL did not start: {exc}") from None
         return self
 
     def running(self) -> bool:
         return self._process is not None and self._process.alive()
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        """The server's process once started (None before, and after ``stop``)."""
+        return self._process
 
     def stop(self, timeout: float = 10.0) -> None:
         """Fast shutdown (SIGINT: clients are disconnected); SIGKILL for the whole process group after ``timeout``."""

@@ -62,6 +62,17 @@ def free_port(host: str = LOOPBACK) -> int:
         return s.getsockname()[1]
 
 
+# What a process prints when the port it was given was taken before it could bind it (Python, aiohttp, Envoy,
+# PostgreSQL, Redis).
+_PORT_TAKEN_MARKERS = ("address already in use", "could not bind", "eaddrinuse")
+
+
+def port_taken(text: str) -> bool:
+    """Whether ``text`` (an error, a log) says a port was already in use when a process tried to listen on it."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _PORT_TAKEN_MARKERS)
+
+
 def port_open(port: int, host: str = LOOPBACK) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True

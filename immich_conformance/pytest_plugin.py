@@ -3,27 +3,38 @@
 `pytest features/` runs the contract scenarios against `--target` (default: the embedded sandbox). When a scenario
 fails, the logs its components wrote during it are attached to the report (terminal, JUnit XML, HTML). A step that
 needs what the target cannot do raises TargetUnsupported, and its scenario is reported skipped with the reason.
+When a component the target started exits during the run, the scenario that was running fails with one line naming
+it (its last log lines attached), and every later scenario fails at once with that line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from .targets import TARGET_NAMES, LogMarks, Target, TargetUnsupported
-from .targets.live import SETTINGS_HELP, LiveSettings, LiveSettingsError, LiveTarget
+from .targets.immich_server import ServerCommand, ServerCommandError
+from .targets.live import SETTINGS_HELP
 from .targets.sandbox import Sandbox
+from .targets.spec import TargetSetupError, TargetSpec, TargetSpecError, open_target
+from .targets.supervision import Death
 
 LOG_MARKS = pytest.StashKey[LogMarks]()
+SCENARIO_TARGET = pytest.StashKey[Target]()
+DEATHS_SHOWN = pytest.StashKey[set[str]]()
 TARGET_ENV = "IMMICH_CONFORMANCE_TARGET"
 LIVE_CONFIG_ENV = "IMMICH_CONFORMANCE_LIVE_CONFIG"
-LIVE_TARGET = pytest.StashKey[LiveTarget]()
+LIVE_TARGET = pytest.StashKey[Target]()
+TARGET_SPEC = pytest.StashKey[TargetSpec]()
 RUNTIME_ENV = "IMMICH_CONFORMANCE_RUNTIME"
-RUNTIMES = ("processes", "containers")
-IMAGE_MODES = ("pinned", "local")
+SERVER_CMD_ENV = "IMMICH_CONFORMANCE_IMMICH_SERVER_CMD"
+SERVER_ENV_FILE_ENV = "IMMICH_CONFORMANCE_IMMICH_SERVER_ENV"
+SERVER_COMMAND = pytest.StashKey[ServerCommand]()
+SANDBOX_NAS_ENV = "IMMICH_CONFORMANCE_SANDBOX_NAS"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +45,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"where the stack under test runs: {', '.join(TARGET_NAMES)} (default sandbox; env {TARGET_ENV})",
     )
     group.addoption("--keep-sandbox", action="store_true", help="keep the sandbox's work folder (logs, NAS, database)")
+    group.addoption("--sandbox-nas", default=os.environ.get(SANDBOX_NAS_ENV),
+                    help="the processes sandbox's NAS folder, e.g. a mount point (default: in its work folder); it "
+                         "must be empty, is emptied when the sandbox stops, and what a killed sandbox left there is "
+                         f"removed by the next one (env {SANDBOX_NAS_ENV})")
     group.addoption("--runtime", default=os.environ.get(RUNTIME_ENV, "processes"),
                     help="how the sandbox runs its components: processes (local processes, the default) or "
                          f"containers (Docker containers made from the rendered stack) (env {RUNTIME_ENV})")
@@ -48,46 +63,82 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep-cluster", action="store_true",
                     help="with --cluster offline: leave the cluster running after the run (immich-conformance "
                          "cluster down stops it)")
+    group.addoption("--namespace", default="immich",
+                    help="with --target cluster: the namespace of the test deployment (default immich, the stack's "
+                         "own). Another one deploys beside an Immich in immich: node ports chosen by the cluster, "
+                         "host folders under --scratch")
+    group.addoption("--scratch", default=None,
+                    help="with --target cluster: a node folder for the test deployment's NAS, database and model "
+                         "cache (needed with --namespace)")
     group.addoption("--deployed", action="store_true",
                     help="with --target cluster: test the stack already deployed (no fresh deployment); with "
                          "--runtime containers: the run of IMMICH_CONFORMANCE_CONTAINERS_RUN. Needs "
-                         "IMMICH_CONFORMANCE_API_KEY")
+                         "IMMICH_API_KEY")
     group.addoption("--live-config", default=os.environ.get(LIVE_CONFIG_ENV),
                     help=f"the live target's settings file (YAML; env {LIVE_CONFIG_ENV})")
+    group.addoption("--lan-only", action="store_true",
+                    help="live target: check the LAN path alone (no Access service token); without it a missing "
+                         "token stops the run")
     group.addoption("--allow-large-external", action="store_true",
                     help="live target: allow bodies over the edge limit to the public hostname")
+    group.addoption("--immich-server-cmd", default=os.environ.get(SERVER_CMD_ENV),
+                    help="sandbox: run this Immich server command (shlex-split) in place of the API double, with "
+                         "the same Immich environment, plus a Redis of its own and DB_VECTOR_EXTENSION=pgvector "
+                         f"(env {SERVER_CMD_ENV})")
+    group.addoption("--immich-server-env", default=os.environ.get(SERVER_ENV_FILE_ENV),
+                    help="with --immich-server-cmd: a dotenv file of extra environment for the server "
+                         f"(env {SERVER_ENV_FILE_ENV})")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    target = config.getoption("--target")
-    if target not in TARGET_NAMES:
-        raise pytest.UsageError(f"--target {target!r} is not a target: choose one of {', '.join(TARGET_NAMES)}")
-    if target == "cluster" and not (config.getoption("--cluster") or config.getoption("--kubeconfig")):
-        raise pytest.UsageError("--target cluster needs a cluster: --cluster offline (build and run one on this "
-                                "machine) or --kubeconfig PATH / KUBECONFIG (an existing kind or k3s cluster)")
-    if target == "live":
-        config.stash[LIVE_TARGET] = _live_target(config)
-    if config.getoption("--runtime") not in RUNTIMES:
-        raise pytest.UsageError(f"--runtime {config.getoption('--runtime')!r} (or {RUNTIME_ENV}): choose "
-                                f"{' or '.join(RUNTIMES)}")
-    if config.getoption("--deployed") and target == "sandbox" and config.getoption("--runtime") == "processes":
-        raise pytest.UsageError("--deployed tests a stack that is already up: with --target cluster, or with "
-                                "--runtime containers (a run another process owns); the processes sandbox is "
-                                "always started fresh")
-    if config.getoption("--images") not in IMAGE_MODES:
-        raise pytest.UsageError(f"--images {config.getoption('--images')!r}: choose {' or '.join(IMAGE_MODES)}")
+    _server_command(config)
+    spec = target_spec(config)
+    try:
+        spec.check()
+    except TargetSpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[TARGET_SPEC] = spec
+    if spec.target == "live":  # settings and secrets checked before the session starts
+        try:
+            config.stash[LIVE_TARGET] = open_target(spec)
+        except TargetSetupError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
-def _live_target(config: pytest.Config) -> LiveTarget:
-    path = config.getoption("--live-config")
-    if not path:
+def target_spec(config: pytest.Config) -> TargetSpec:
+    """The target the options describe (see immich_conformance.targets.spec)."""
+    def path(option: str) -> Path | None:
+        value = config.getoption(option)
+        return Path(value) if value else None
+
+    scratch = config.getoption("--scratch")
+    live = config.getoption("--live-config")
+    if config.getoption("--target") == "live" and not live:
         raise pytest.UsageError(f"--target live needs its settings: --live-config PATH (or {LIVE_CONFIG_ENV})\n\n"
                                 f"{SETTINGS_HELP}")
+    return TargetSpec(
+        target=config.getoption("--target"), runtime=config.getoption("--runtime"),
+        keep=config.getoption("--keep-cluster") if config.getoption("--target") == "cluster"
+        else config.getoption("--keep-sandbox"),
+        deployed=config.getoption("--deployed"), images=config.getoption("--images"),
+        sandbox_nas=path("--sandbox-nas"), server_command=config.stash.get(SERVER_COMMAND, None),
+        kubeconfig=path("--kubeconfig"), offline_cluster=config.getoption("--cluster") == "offline",
+        namespace=config.getoption("--namespace"), scratch=PurePosixPath(scratch) if scratch else None,
+        live_settings=Path(live) if live else None, lan_only=config.getoption("--lan-only"),
+        allow_large_external=config.getoption("--allow-large-external"))
+
+
+def _server_command(config: pytest.Config) -> None:
+    """--immich-server-cmd / --immich-server-env, checked before anything starts."""
+    command, env_file = config.getoption("--immich-server-cmd"), config.getoption("--immich-server-env")
+    if not command:
+        if env_file:
+            raise pytest.UsageError("--immich-server-env is the environment of --immich-server-cmd: give both")
+        return
     try:
-        settings = LiveSettings.load(Path(path))
-        return LiveTarget(settings, allow_large_external=config.getoption("--allow-large-external")).start()
-    except LiveSettingsError as exc:
-        raise pytest.UsageError(f"--target live: {exc}") from None
+        config.stash[SERVER_COMMAND] = ServerCommand.parse(command, Path(env_file) if env_file else None)
+    except ServerCommandError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")
@@ -101,42 +152,19 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if LIVE_TARGET in request.config.stash:
         yield request.config.stash[LIVE_TARGET]
         return
-    if request.config.getoption("--target") == "cluster":
-        from .targets.cluster import ClusterTarget
-
-        kubeconfig = request.config.getoption("--kubeconfig")
-        cluster = ClusterTarget(
-            kubeconfig=Path(kubeconfig) if kubeconfig else None,
-            offline=request.config.getoption("--cluster") == "offline",
-            keep=request.config.getoption("--keep-cluster"),
-            deploy=not request.config.getoption("--deployed"),
-            progress=progress,
-        )
-        try:
-            yield cluster.start()
-        finally:
-            cluster.close()
-        return
-    if request.config.getoption("--runtime") == "containers":
-        from .containers.engine import ContainersError
-        from .targets.containers import ContainersSandbox
-        from .targets.containers_attached import AttachedContainers
-
-        try:
-            containers = AttachedContainers.from_environment(progress) if request.config.getoption("--deployed") \
-                else ContainersSandbox(images=request.config.getoption("--images"),
-                                       keep=request.config.getoption("--keep-sandbox"), progress=progress)
-            containers.start()
-        except ContainersError as exc:
-            pytest.exit(f"--runtime containers: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-        try:
-            yield containers
-        finally:
-            containers.close()
-        return
-    sandbox = Sandbox(keep=request.config.getoption("--keep-sandbox"), progress=progress)
-    with sandbox:
-        yield sandbox
+    try:
+        opened = open_target(request.config.stash[TARGET_SPEC], progress)
+    except TargetSetupError as exc:
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    if isinstance(opened, Sandbox):
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        for note in [*opened.notes, *filter(None, [opened.leftovers_removed])]:  # said past the output capture
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                progress(note)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +172,36 @@ def _scenario_log_marks(request: pytest.FixtureRequest) -> None:
     """For every scenario: where each component's log stood when it began (read back if it fails)."""
     if "_pytest_bdd_example" in request.fixturenames:  # every pytest-bdd scenario has it
         target: Target = request.getfixturevalue("target")
+        request.node.stash[SCENARIO_TARGET] = target
         request.node.stash[LOG_MARKS] = target.log_marks()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
+    """A scenario after a component died fails at once, with the death's line, instead of meeting a closed port."""
+    target = pyfuncitem.stash.get(SCENARIO_TARGET, None)
+    deaths = target.dead_components() if target is not None else []
+    if deaths:
+        pytest.fail(deaths[0].line, pytrace=False)
+
+
+def _one_line(item: pytest.Item, report: pytest.TestReport, line: str) -> None:
+    """Make the failure's report ``line`` alone (no traceback)."""
+    try:
+        pytest.fail(line, pytrace=False)
+    except pytest.fail.Exception:
+        report.longrepr = item.repr_failure(pytest.ExceptionInfo.from_current())  # type: ignore[arg-type]
+
+
+def _death_report(item: pytest.Item, report: pytest.TestReport, deaths: list[Death]) -> None:
+    """Rewrite a failure that came while a component was dead to the death's line; its last log lines go with the
+    first failure that names it."""
+    _one_line(item, report, deaths[0].line)
+    shown = item.config.stash.setdefault(DEATHS_SHOWN, set())
+    for death in deaths:
+        if death.name not in shown:
+            shown.add(death.name)
+            report.sections.append((f"Captured stdout {death.name} exit", death.details))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -155,8 +212,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
         return
+    target = item.stash.get(SCENARIO_TARGET, None)
+    if report.failed and target is not None and (deaths := target.dead_components()):
+        _death_report(item, report, deaths)
+        return
+    if report.failed and target is not None and (problem := target.storage_problem(item.stash.get(LOG_MARKS, None))):
+        # the NAS cannot take files: the line says so; what the scenario saw goes with it, in one line too
+        crash = getattr(report.longrepr, "reprcrash", None)
+        seen = crash.message.splitlines()[0] if crash is not None and crash.message else ""
+        if seen:
+            report.sections.append(("Captured stdout what the scenario saw", seen[:500]))
+        _one_line(item, report, problem)
+        return
     if report.failed and LOG_MARKS in item.stash:
-        target: Target = item._request.getfixturevalue("target")  # type: ignore[attr-defined]
+        try:
+            target: Target = item._request.getfixturevalue("target")  # type: ignore[attr-defined]
+        except (AssertionError, pytest.FixtureLookupError):
+            return  # a failure in the session's last teardown (the run's clean-up) comes after the target stopped
         for component, text in target.diagnostics(item.stash[LOG_MARKS]).items():
             if text.strip():
                 body = f"----- {component} log during this scenario -----\n{text[-20000:]}"

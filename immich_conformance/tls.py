@@ -1,8 +1,10 @@
-"""A private certificate authority and server certificates for the sandbox, written as PEM files.
+"""A private certificate authority and one server certificate for the sandbox, written as PEM files (made by trustme).
 
 The sandbox serves some names over TLS on loopback (the Access team domain's JWKS, for one). Clients there verify the
 server against the CA file written here instead of the system store, so nothing is trusted beyond the run.
-Keys are ECDSA P-256: quick to make and accepted by Python's ssl, Envoy and curl alike.
+Keys are ECDSA P-256 (trustme's default): quick to make and accepted by Python's ssl, Envoy and curl alike.
+The leaf's validity window is set here (``days``); the CA keeps trustme's own long window, which is harmless because
+its key is never written, so it can sign nothing after this run.
 
 Command line: ``python -m immich_conformance.tls --dir DIR --dns NAME [--dns NAME ...] [--ip 127.0.0.1]`` writes
 ``ca.pem``, ``cert.pem`` and ``key.pem`` into DIR.
@@ -19,122 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+import trustme
 
 DEFAULT_DAYS = 30
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-@dataclass(frozen=True)
-class IssuedCertificate:
-    """A certificate and its private key."""
-
-    certificate: x509.Certificate
-    private_key: ec.EllipticCurvePrivateKey
-
-    def certificate_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-    def private_key_pem(self) -> bytes:
-        return _key_pem(self.private_key)
-
-
-@dataclass(frozen=True)
-class CertificateAuthority(IssuedCertificate):
-    """A self-signed CA that issues server certificates."""
-
-    @classmethod
-    def generate(cls, common_name: str = "Sandbox CA", *, days: int = DEFAULT_DAYS) -> CertificateAuthority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        now = _now()
-        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(ski, critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(certificate=cert, private_key=key)
-
-    def issue(
-        self,
-        dns_names: Sequence[str],
-        *,
-        ip_addresses: Sequence[str] = (),
-        days: int = DEFAULT_DAYS,
-    ) -> IssuedCertificate:
-        """A server certificate for ``dns_names`` (and ``ip_addresses``), signed by this CA."""
-        if not dns_names and not ip_addresses:
-            raise ValueError("a server certificate needs at least one DNS name or IP address")
-        key = ec.generate_private_key(ec.SECP256R1())
-        common_name = dns_names[0] if dns_names else ip_addresses[0]
-        alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
-        alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
-        now = _now()
-        ca_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-            .sign(self.private_key, hashes.SHA256())
-        )
-        return IssuedCertificate(certificate=cert, private_key=key)
 
 
 @dataclass(frozen=True)
@@ -159,15 +48,20 @@ def write_server_files(
     The private key file is readable by its owner only. The CA's own key is not written: nothing else can be issued
     under this CA afterwards, so trusting ``ca.pem`` trusts exactly this one certificate.
     """
+    if not dns_names and not ip_addresses:
+        raise ValueError("a server certificate needs at least one DNS name or IP address")
+    now = dt.datetime.now(dt.timezone.utc)
+    ca = trustme.CA(organization_name=ca_name, path_length=0)
+    leaf = ca.issue_cert(*dns_names, *ip_addresses, common_name=[*dns_names, *ip_addresses][0],
+                         organization_name=ca_name, not_before=now - dt.timedelta(minutes=5),
+                         not_after=now + dt.timedelta(days=days))
     directory.mkdir(parents=True, exist_ok=True)
-    ca = CertificateAuthority.generate(ca_name, days=days)
-    leaf = ca.issue(dns_names, ip_addresses=ip_addresses, days=days)
     files = TlsFiles(ca_file=directory / "ca.pem", cert_file=directory / "cert.pem", key_file=directory / "key.pem")
-    files.ca_file.write_bytes(ca.certificate_pem())
-    files.cert_file.write_bytes(leaf.certificate_pem())
+    files.ca_file.write_bytes(ca.cert_pem.bytes())
+    files.cert_file.write_bytes(leaf.cert_chain_pems[0].bytes())
     fd = os.open(files.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(leaf.private_key_pem())
+        f.write(leaf.private_key_pem.bytes())
     os.chmod(files.key_file, 0o600)
     return files
 

@@ -59,6 +59,8 @@ class Measurements:
     incomplete_sources: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Anything else that fails the run: a breached user cap, errors raised inside users."""
+    leftovers: dict[str, Any] = field(default_factory=dict)
+    """Uploads of earlier runs found in the ledger before this one (and deleted), and what this run left behind."""
 
     @property
     def failure_ratio(self) -> float:
@@ -72,6 +74,7 @@ class Measurements:
 
     def to_json(self, thresholds: Thresholds, broken: list[str]) -> dict[str, Any]:
         return {
+            "verdict": "failed" if broken else "passed",
             "passed": not broken,
             "broken": broken,
             "thresholds": asdict(thresholds),
@@ -85,13 +88,23 @@ class Measurements:
             "lost": len(self.loss.lost) if self.loss else None,
             "corrupt": len(self.loss.corrupt) if self.loss else None,
             "checked": self.loss.checked if self.loss else 0,
+            "verified": self.verified,
+            "unverified": self.loss.unverified if self.loss else None,
+            "target_unreachable": (self.loss.unreachable if self.loss else "") or (
+                self.cleanup.unreachable if self.cleanup else ""),
             "nas_checked": self.loss.nas_checked if self.loss else False,
             "deleted": self.cleanup.deleted if self.cleanup else 0,
             "strays_deleted": self.cleanup.strays_found if self.cleanup else 0,
             "cleanup_failures": self.cleanup.failures if self.cleanup else [],
             "incomplete_sources": self.incomplete_sources,
             "problems": self.problems,
+            "leftovers": self.leftovers,
         }
+
+    @property
+    def verified(self) -> int:
+        """Accepted uploads found intact."""
+        return self.loss.checked - self.loss.lost_or_corrupt if self.loss else 0
 
 
 def measure(stats: RequestStats, book: LedgerBook, upload_paths: list[str], oversize_name: str) -> Measurements:
@@ -142,6 +155,9 @@ def evaluate(m: Measurements, t: Thresholds) -> list[str]:
         broken.append("the nothing-lost check did not run")
     elif m.loss.lost_or_corrupt:
         broken.append(f"{len(m.loss.lost)} lost and {len(m.loss.corrupt)} corrupt of {m.loss.checked} accepted uploads")
+    if m.loss is not None and m.loss.unverified:
+        broken.append(f"{m.loss.unverified} accepted uploads could not be verified (target unreachable: "
+                      f"{m.loss.unreachable})")
     if m.cleanup is not None and m.cleanup.failures:
         broken.append(f"clean-up incomplete: {'; '.join(m.cleanup.failures[:3])}")
     if m.incomplete_sources:
@@ -170,10 +186,16 @@ def render(m: Measurements, t: Thresholds, broken: list[str]) -> str:
     if m.loss is not None:
         lines.append(f"nothing lost: {m.loss.checked} accepted uploads checked by {m.loss.method}: "
                      f"{len(m.loss.lost)} lost, {len(m.loss.corrupt)} corrupt")
+        if m.loss.unverified:
+            lines.append(f"  {m.verified} uploads verified, {m.loss.unverified} could not be verified (target "
+                         f"unreachable: {m.loss.unreachable})")
         lines.extend(f"    {line}" for line in (m.loss.lost + m.loss.corrupt)[:20])
     if m.cleanup is not None:
         lines.append(f"clean-up: {m.cleanup.deleted} assets deleted (force), of them {m.cleanup.strays_found} "
                      "stored without a 201" + (f"; failures: {m.cleanup.failures}" if m.cleanup.failures else ""))
+    if m.leftovers.get("remaining"):
+        lines.append(f"left behind: {m.leftovers['remaining']} uploads of this run stay in the ledger "
+                     f"{m.leftovers.get('ledger')}; the next run against this target deletes them first")
     if broken:
         lines.append("GATE FAILED:")
         lines.extend(f"  - {b}" for b in broken)

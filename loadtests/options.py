@@ -110,6 +110,10 @@ def add_arguments(parser: Any) -> None:
         help="gate: request-body MB (10^6 bytes) per second on each upload path whose weight is above 0, at least "
              f"this (default {DEFAULT_MIN_UPLOAD_MB_PER_S:g}, meant for the default --upload-sizes)")
     arg("--summary-json", default="", metavar="PATH", help="also write the measured values and the verdict here")
+    arg("--ledger", default="", metavar="PATH",
+        help="the ledger of every asset the run creates, kept until they are deleted; the next run against the same "
+             "target deletes what a killed run left (default: a file per target under "
+             "~/.cache/immich-conformance/ledgers/; the embedded sandbox's work folder without --host)")
     arg("--keep-sandbox", action="store_true", default=False,
         help="keep the embedded sandbox's work folder (logs, NAS, database) after the run")
 

@@ -16,15 +16,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from immich_conformance.limits import SERVICE_TOKEN_ID_HEADER, SERVICE_TOKEN_SECRET_HEADER
-from immich_conformance.targets import Endpoint, Target, TargetUnsupported
+from immich_conformance.nas_health import nas_problem
+from immich_conformance.targets import Endpoint, LogMarks, Target, TargetUnsupported
 from immich_conformance.targets.base import IMMICH_MEDIA_LOCATION
+from immich_conformance.targets.credentials import API_KEY_ENV, TOKEN_ID_ENV, TOKEN_SECRET_ENV, secret
 
 ENV_LAN_URL = "IMMICH_CONFORMANCE_LAN_URL"
 ENV_EXTERNAL_URL = "IMMICH_CONFORMANCE_EXTERNAL_URL"
 ENV_PUBLIC_HOSTNAME = "IMMICH_CONFORMANCE_PUBLIC_HOSTNAME"
-ENV_API_KEY = "IMMICH_CONFORMANCE_API_KEY"
-ENV_TOKEN_ID = "IMMICH_CONFORMANCE_SERVICE_TOKEN_ID"
-ENV_TOKEN_SECRET = "IMMICH_CONFORMANCE_SERVICE_TOKEN_SECRET"
+# The secrets go by the names every command of the suite reads (immich_conformance.targets.credentials).
+ENV_API_KEY = API_KEY_ENV
+ENV_TOKEN_ID = TOKEN_ID_ENV
+ENV_TOKEN_SECRET = TOKEN_SECRET_ENV
 ENV_NAS_PATH = "IMMICH_CONFORMANCE_NAS_PATH"
 ENV_MEDIA_LOCATION = "IMMICH_CONFORMANCE_MEDIA_LOCATION"
 
@@ -145,12 +148,12 @@ class ConfiguredTarget(Target):
         lan = url("--host", host.strip())
         if lan_env and url(ENV_LAN_URL, lan_env) != lan:
             problems.append(f"--host ({host}) and {ENV_LAN_URL} ({lan_env}) disagree: give the LAN URL once")
-        api_key = environ.get(ENV_API_KEY, "").strip()
+        api_key = secret(ENV_API_KEY, environ)
         if not api_key:
             problems.append(f"{ENV_API_KEY} is not set (an Immich API key with the \"all\" permission)")
         external = environ.get(ENV_EXTERNAL_URL, "").strip()
-        token_id = environ.get(ENV_TOKEN_ID, "").strip()
-        token_secret = environ.get(ENV_TOKEN_SECRET, "").strip()
+        token_id = secret(ENV_TOKEN_ID, environ)
+        token_secret = secret(ENV_TOKEN_SECRET, environ)
         if needs_external:
             if not external:
                 problems.append(f"{ENV_EXTERNAL_URL} is not set (the public hostname's URL)")
@@ -199,6 +202,10 @@ class ConfiguredTarget(Target):
     @property
     def has_nas(self) -> bool:
         return self._nas is not None
+
+    def storage_problem(self, marks: LogMarks | None = None) -> str | None:
+        """The NAS's filesystem read-only or full, when this machine reads it (nothing is written there)."""
+        return nas_problem(self._nas, probe=False) if self._nas is not None else None
 
     def close(self) -> None:
         """Nothing was started here."""

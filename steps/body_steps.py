@@ -8,7 +8,6 @@ from pytest_bdd import parsers, then, when
 
 from immich_conformance.immich_client import ImmichClient
 from immich_conformance.limits import MAX_BODY_BYTES
-from immich_conformance.procs import wait_until
 from immich_conformance.targets import Target
 from immich_conformance.uploads import MultipartUpload
 
@@ -22,9 +21,10 @@ def send(ctx: ScenarioContext, client: ImmichClient, ledger: AssetLedger, target
          *, chunked: bool = False) -> None:
     ctx.nas_before = target.nas_upload_files()
     ctx.upload = up
+    ledger.intend(up)
     try:
         ctx.response = client.upload(up, chunked=chunked)
-        ledger.record(ctx.response)
+        ledger.record(up, ctx.response)
     except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError) as exc:
         ctx.error = exc  # the connection was cut while the body was on its way
 
@@ -71,5 +71,4 @@ def nothing_remains(ctx: ScenarioContext, lan: ImmichClient, target: Target) -> 
     assert check.status_code == 200, check.text
     [result] = check.json()["results"]
     assert result["action"] == "accept", f"Immich holds an asset with these bytes: {result}"
-    wait_until(lambda: target.nas_upload_files() == ctx.nas_before, timeout=10,
-               what="the NAS upload folder back to what it was before the upload")
+    target.wait_no_new_upload_files(ctx.nas_before, "nothing of the refused upload left on the NAS")

@@ -31,18 +31,18 @@ def all_available(target: Target) -> None:
 
 @when("the suite lists the node ports of every Service")
 def list_node_ports(ctx: ScenarioContext, target: Target) -> None:
-    ctx.outcome = target.node_ports()
+    ctx.node_ports = target.node_ports()
 
 
 @then("immich-server has its NodePort")
 def server_node_port(ctx: ScenarioContext) -> None:
-    assert ctx.outcome["immich-server"], ctx.outcome
+    assert ctx.node_ports["immich-server"], ctx.node_ports
 
 
 @then("the origin proxy, Postgres, Redis and machine learning have no node port")
 def no_other_node_ports(ctx: ScenarioContext) -> None:
     for service in ("origin-proxy", "immich-postgres", "immich-redis", "immich-machine-learning"):
-        assert ctx.outcome.get(service) == [], f"{service} has node ports {ctx.outcome.get(service)}"
+        assert ctx.node_ports.get(service) == [], f"{service} has node ports {ctx.node_ports.get(service)}"
 
 
 @then("the tunnel's only destination is the origin proxy Service")
@@ -50,14 +50,21 @@ def tunnel_destination(target: Target) -> None:
     assert target.tunnel_destinations() == ["origin-proxy:8080"]
 
 
+def restart(ctx: ScenarioContext, target: Target, deployment: str) -> None:
+    """Delete ``deployment``'s pods and wait for new ones; whatever happens, it is Ready again when the scenario
+    ends (the Deployment makes new pods: the teardown waits for them when this wait failed)."""
+    ctx.on_teardown(f"{deployment} Ready again", lambda: target.wait_available([deployment]))
+    target.restart(deployment)
+
+
 @when("the Postgres pod is deleted and a new one is Ready")
-def restart_postgres(target: Target) -> None:
-    target.restart("immich-postgres")
+def restart_postgres(ctx: ScenarioContext, target: Target) -> None:
+    restart(ctx, target, "immich-postgres")
 
 
 @when("the immich-server pod is deleted and a new one is Ready")
-def restart_server(target: Target) -> None:
-    target.restart("immich-server")
+def restart_server(ctx: ScenarioContext, target: Target) -> None:
+    restart(ctx, target, "immich-server")
 
 
 @then("Immich still has the photo with the same checksum")
@@ -72,12 +79,17 @@ def still_there(ctx: ScenarioContext, lan: ImmichClient) -> None:
 @when("the NAS library is unmounted and immich-server restarts")
 def unmount_nas(ctx: ScenarioContext, target: Target) -> None:
     target.unmount_nas()
-    ctx.outcome = target.restart_without_waiting("immich-server")
+    # Whatever the later steps do, the NAS comes back and Immich with it before the next scenario (nothing to do
+    # when "the NAS library is mounted again" ran: mount_nas is False).
+    ctx.on_teardown("the NAS mounted again and immich-server Ready on it",
+                    lambda: target.mount_nas() and target.restart("immich-server"))
+    ctx.restarted_at = target.restart_without_waiting("immich-server")
 
 
 @then("immich-server does not become Ready and nothing is written where the NAS belongs")
 def server_stays_down(ctx: ScenarioContext, target: Target) -> None:
-    assert target.stays_unready("immich-server", since=ctx.outcome, seconds=20)
+    assert ctx.restarted_at is not None, "immich-server was not restarted"
+    assert target.stays_unready("immich-server", since=ctx.restarted_at, seconds=20)
     assert not target.nas_root.exists(), "something created the NAS folder on the node's own disk"
 
 
@@ -98,9 +110,21 @@ def policies_enforced(target: Target) -> None:
 
 @when(parsers.parse("{source} connects to {destination}"))
 def connect(ctx: ScenarioContext, target: Target, source: str, destination: str) -> None:
-    ctx.outcome = target.can_connect(PEERS[source], PEERS[destination])
+    ctx.connected = target.can_connect(PEERS[source], PEERS[destination])
 
 
 @then(parsers.parse("the connection is {verdict}"))
 def connection_verdict(ctx: ScenarioContext, verdict: str) -> None:
-    assert ctx.outcome == (verdict == "allowed")
+    assert ctx.connected == (verdict == "allowed")
+
+
+@when("the suite asks the cluster to admit a privileged pod into the stack's namespace")
+def ask_privileged_pod(ctx: ScenarioContext, target: Target) -> None:
+    ctx.admission_refusal = target.admission_of_privileged_pod()
+
+
+@then("the cluster refuses it, naming the stack's Pod Security policy")
+def privileged_pod_refused(ctx: ScenarioContext) -> None:
+    refusal = ctx.admission_refusal
+    assert refusal, "the cluster would admit a privileged pod into the stack's namespace"
+    assert "pod-security" in refusal and "privileged" in refusal, refusal

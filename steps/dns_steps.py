@@ -9,19 +9,20 @@ from pytest_bdd import then, when
 
 from immich_conformance.targets import Target
 
-from .context import ScenarioContext
+from .context import Resolution, ScenarioContext
 
 
 @when("the suite resolves the public hostname")
 def resolve_public(ctx: ScenarioContext, target: Target) -> None:
     side, node = target.split_horizon()
     infos = socket.getaddrinfo(target.public_hostname, 443, proto=socket.IPPROTO_TCP)
-    ctx.outcome = (side, node, sorted({info[4][0] for info in infos}))
+    ctx.resolution = Resolution(side, node, sorted({info[4][0] for info in infos}))
 
 
 @then("on the LAN it is the node's address, and from the internet it is no private address")
 def resolved_as_expected(ctx: ScenarioContext) -> None:
-    side, node, addresses = ctx.outcome
+    assert ctx.resolution is not None, "the public hostname was not resolved"
+    side, node, addresses = ctx.resolution.side, ctx.resolution.node, ctx.resolution.addresses
     if side == "lan":
         assert addresses == [node], f"on the LAN the public hostname resolves to {addresses}, not the node {node}"
     else:

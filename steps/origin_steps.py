@@ -5,6 +5,7 @@ from __future__ import annotations
 from pytest_bdd import parsers, then, when
 
 from immich_conformance.limits import JWT_HEADER
+from immich_conformance.origin_proxy import forwarded_upstream
 from immich_conformance.targets import Target
 from immich_conformance.token_forgery import ORIGIN_TOKENS
 
@@ -28,6 +29,11 @@ def proxy_refuses(ctx: ScenarioContext, status: int) -> None:
 
 @then("Immich did not see the request")
 def immich_did_not_see(ctx: ScenarioContext, target: Target) -> None:
+    # Two kinds of evidence (docs/request-evidence.md): the proxy's own access log says it answered the request
+    # itself, and the request (an API call with the suite's valid key) is one Immich logs at debug had it arrived.
+    forwarded = [line for line in target.log_lines_with("origin-proxy", ctx.marker, ctx.marks)
+                 if forwarded_upstream(line)]
+    assert not forwarded, f"the origin proxy forwarded the request to Immich: {forwarded[0]}"
     assert not target.seen_by("immich-server", ctx.marker, ctx.marks), "the request reached Immich"
 
 

@@ -120,6 +120,22 @@ COMPONENTS: tuple[Component, ...] = (
             "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")),
         ldflags=_k8s_version_ldflags(),
     ),
+    # Test infrastructure of the offline cluster only (see versions.CLUSTER_KUBE_ROUTER_VERSION): run as the
+    # NetworkPolicy controller alone, beside the bridge CNI and kube-proxy. Never part of stack/.
+    Component(
+        name="kube-router",
+        module="github.com/cloudnativelabs/kube-router/v2",
+        version=versions.CLUSTER_KUBE_ROUTER_VERSION,
+        packages=(Package("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router", "kube-router"),),
+        ldflags=(f"-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version="
+                 f"{versions.CLUSTER_KUBE_ROUTER_VERSION}",),
+    ),
+    Component(
+        name="cyclonus",
+        module="github.com/mattfenwick/cyclonus",
+        version=versions.CYCLONUS_VERSION,
+        packages=(Package("github.com/mattfenwick/cyclonus/cmd/cyclonus", "cyclonus"),),
+    ),
 )
 
 ALL_BINARIES = [out for c in COMPONENTS for out in c.outputs]

@@ -13,7 +13,6 @@ import errno
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -24,28 +23,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from immich_conformance.procs import WaitTimeout, wait_until
-
 from . import configs, coredns, layout, machine, network
 from .build import Builder, fmt_duration
-from .daemons import Daemon, stop_pids, wait_reaped
+from .command_lines import command_line
+from .daemons import Daemon
 from .errors import ClusterError
 from .kube import KubeApi
 from .layout import StateLayout
 from .packages import ensure_packages
 from .pause import pause_archive
 from .pki import Pki
+from .teardown import Teardown
 
 # Start order; `down` stops them in reverse.
+# kube-router runs as the NetworkPolicy controller alone: test infrastructure of this cluster, never part of stack/.
 COMPONENTS = ("containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
-              "kube-proxy")
+              "kube-proxy", "kube-router")
 READY_TIMEOUT = {"containerd": 30.0, "etcd": 60.0, "kube-apiserver": 120.0, "kube-controller-manager": 60.0,
-                 "kube-scheduler": 60.0, "kubelet": 60.0, "kube-proxy": 60.0}
+                 "kube-scheduler": 60.0, "kubelet": 60.0, "kube-proxy": 60.0, "kube-router": 60.0}
+# The chain kube-router's policy controller makes on its first sync: it enforces from then on.
+POLICY_CHAIN = "KUBE-ROUTER-FORWARD"
 NODE_READY_TIMEOUT = 120.0
 COREDNS_TIMEOUT = 120.0
-# What `down` keeps under the state dir: the logs, and containerd's content store (imported images).
-KEPT = ("logs", "containerd")
-KEPT_IN_CONTAINERD = ("root", "imported.json")
 
 
 @dataclass(frozen=True)
@@ -166,6 +165,13 @@ class OfflineCluster:
             present = after
             self.progress(f"imported {ref} in {fmt_duration(time.monotonic() - t0)}")
 
+    def tag_image(self, existing: str, new: str) -> None:
+        """Give an image already in containerd a second name (as a registry would serve one image under two tags)."""
+        result = subprocess.run([*self._ctr(), "images", "tag", "--force", existing, new], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            raise ClusterError(f"tagging {existing} as {new} failed: {(result.stderr or result.stdout).strip()}")
+
     def down(self) -> None:
         _require_root("down")
         started = time.monotonic()
@@ -206,64 +212,7 @@ class OfflineCluster:
                       env=env, cwd=self.state.run)
 
     def _argv(self, name: str) -> list[str]:
-        s, p = self.state, self.pki
-        node_ip = layout.NODE_IP
-        if name == "containerd":
-            return [str(self.bin / "containerd"), "--config", str(s.containerd_config)]
-        if name == "etcd":
-            peer = f"https://127.0.0.1:{layout.ETCD_PEER_PORT}"
-            client = f"https://127.0.0.1:{layout.ETCD_CLIENT_PORT}"
-            return [str(self.bin / "etcd"), "--name", layout.NODE_NAME, "--data-dir", str(s.etcd_data),
-                    "--listen-client-urls", client, "--advertise-client-urls", client,
-                    "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                    "--initial-cluster", f"{layout.NODE_NAME}={peer}", "--initial-cluster-state", "new",
-                    "--cert-file", str(p.cert("etcd-server")), "--key-file", str(p.key("etcd-server")),
-                    "--trusted-ca-file", str(p.ca_cert), "--client-cert-auth",
-                    "--peer-cert-file", str(p.cert("etcd-server")), "--peer-key-file", str(p.key("etcd-server")),
-                    "--peer-trusted-ca-file", str(p.ca_cert), "--peer-client-cert-auth",
-                    "--listen-metrics-urls", "", "--log-level", "warn"]
-        if name == "kube-apiserver":
-            return [str(self.bin / "kube-apiserver"),
-                    f"--advertise-address={node_ip}", f"--bind-address={node_ip}",
-                    f"--secure-port={layout.API_PORT}",
-                    f"--etcd-servers=https://127.0.0.1:{layout.ETCD_CLIENT_PORT}",
-                    f"--etcd-cafile={p.ca_cert}", f"--etcd-certfile={p.cert('apiserver-etcd-client')}",
-                    f"--etcd-keyfile={p.key('apiserver-etcd-client')}",
-                    f"--client-ca-file={p.ca_cert}",
-                    f"--tls-cert-file={p.cert('apiserver')}", f"--tls-private-key-file={p.key('apiserver')}",
-                    f"--kubelet-certificate-authority={p.ca_cert}",
-                    f"--kubelet-client-certificate={p.cert('apiserver-kubelet-client')}",
-                    f"--kubelet-client-key={p.key('apiserver-kubelet-client')}",
-                    "--kubelet-preferred-address-types=InternalIP",
-                    "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
-                    f"--service-account-issuer=https://kubernetes.default.svc.{layout.CLUSTER_DOMAIN}",
-                    f"--service-account-key-file={p.sa_pub}", f"--service-account-signing-key-file={p.sa_key}",
-                    f"--service-cluster-ip-range={layout.SERVICE_CIDR}", "--service-node-port-range=30000-32767",
-                    "--allow-privileged=true", "--profiling=false", f"--cert-dir={s.run / 'apiserver-certs'}"]
-        if name == "kube-controller-manager":
-            kubeconfig = s.component_kubeconfig("controller-manager")
-            return [str(self.bin / "kube-controller-manager"), f"--kubeconfig={kubeconfig}",
-                    f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-                    "--bind-address=127.0.0.1", f"--secure-port={layout.CONTROLLER_MANAGER_PORT}",
-                    f"--client-ca-file={p.ca_cert}", f"--root-ca-file={p.ca_cert}",
-                    f"--service-account-private-key-file={p.sa_key}", "--use-service-account-credentials=true",
-                    f"--cluster-signing-cert-file={p.ca_cert}", f"--cluster-signing-key-file={p.ca_key}",
-                    f"--service-cluster-ip-range={layout.SERVICE_CIDR}", f"--cluster-cidr={layout.POD_CIDR}",
-                    "--leader-elect=false", "--profiling=false", f"--cert-dir={s.run / 'controller-manager-certs'}"]
-        if name == "kube-scheduler":
-            kubeconfig = s.component_kubeconfig("scheduler")
-            return [str(self.bin / "kube-scheduler"), f"--config={s.config('scheduler.yaml')}",
-                    f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-                    "--bind-address=127.0.0.1", f"--secure-port={layout.SCHEDULER_PORT}",
-                    f"--client-ca-file={p.ca_cert}", f"--cert-dir={s.run / 'scheduler-certs'}"]
-        if name == "kubelet":
-            return [str(self.bin / "kubelet"), f"--config={s.config('kubelet.yaml')}",
-                    f"--kubeconfig={s.component_kubeconfig('kubelet')}", f"--root-dir={s.kubelet_root}",
-                    f"--cert-dir={s.kubelet_root / 'pki'}", f"--node-ip={node_ip}",
-                    f"--hostname-override={layout.NODE_NAME}"]
-        if name == "kube-proxy":
-            return [str(self.bin / "kube-proxy"), f"--config={s.config('kube-proxy.yaml')}"]
-        raise KeyError(name)
+        return command_line(name, self.bin, self.state, self.pki)
 
     def _prepare_state(self) -> None:
         s = self.state
@@ -326,6 +275,11 @@ class OfflineCluster:
         self.timings["node_ready"] = time.monotonic() - processes_started
         ready = fmt_duration(self.timings["node_ready"])
         self.progress(f"node {layout.NODE_NAME} Ready {ready} after the processes started")
+        policy = self._launch("kube-router")
+        policy.wait_ready(lambda: f"-N {POLICY_CHAIN}" in network.iptables_rules("iptables", "filter"),
+                          timeout=READY_TIMEOUT["kube-router"], what="enforcing NetworkPolicy (first sync)")
+        if uplink:
+            network.ensure_guard_first()
 
         t0 = time.time()
         api.wait_default_service_account("kube-system")
@@ -449,141 +403,7 @@ class OfflineCluster:
         return found
 
     def _teardown(self) -> None:
-        """Stop everything and put the machine back as the record of `up` says it was. Safe to run twice and after
-        a crash."""
-        s = self.state
-        try:
-            before = machine.MachineSnapshot.from_json(s.machine_record.read_text())
-        except (OSError, ValueError, TypeError):
-            before = None
-        problems: list[str] = []
-        steps: list[str] = []
-        mark = time.monotonic()
-
-        def step(name: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            steps.append(f"{name} {now - mark:.1f}s")
-            mark = now
-
-        # 1. the kubelet first (so it restarts nothing), then kube-proxy and the control plane together
-        stopped = [self.daemons["kubelet"].stop()]
-        # the API server can hang in its graceful shutdown after it stopped serving: its state is thrown away
-        # with etcd's anyway, so it gets a few seconds and then SIGKILL
-        control = ("kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver")
-        pids = [pid for pid in (self.daemons[n].recorded_pid() for n in control) if pid]
-        stop_pids(pids, timeout=5.0)
-        stopped += pids + [self.daemons[name].stop() for name in (*control, "etcd")]
-        step("components")
-        # 2. every pod's processes, then containerd's records of them, then containerd and its shims
-        stop_pids(sorted(machine.pod_pids()), timeout=5.0, first=signal.SIGKILL)
-        if self.daemons["containerd"].alive() and self._containerd_answers():
-            self._purge_containers()
-        stopped.append(self.daemons["containerd"].stop())
-        leftover = self._ours()
-        stragglers = stop_pids(leftover, timeout=10.0)
-        stopped += leftover
-        if stragglers:
-            problems.append(f"processes that would not exit: {stragglers}")
-        step("pods and containerd")
-        # 3. kube-proxy's rules
-        if (self.bin / "kube-proxy").exists() and shutil.which("iptables"):
-            subprocess.run([str(self.bin / "kube-proxy"), "--cleanup"], capture_output=True, text=True,
-                           timeout=60)
-        step("kube-proxy --cleanup")
-        # 4. mounts (pod volumes, container root filesystems, network namespaces) and namespaces
-        problems += self._unmount_all()
-        netns_before = set(before.netns) if before else set()
-        for name in machine.network_namespaces():
-            if name.startswith("cni-") and name not in netns_before:
-                subprocess.run(["ip", "netns", "delete", name], capture_output=True)
-        step("mounts")
-        # 5. network devices: the bridge's veths go with their namespaces; the bridge and the node pair
-        self._wait_bridge_ports_gone()
-        network.delete_links()
-        step("links")
-        # 6. iptables: the kubelet's, kube-proxy's, the CNI plugins' chains, and last the egress guard
-        keep = set()
-        if before:
-            keep = {" ".join(r.split()[:1] + r.split()[2:3] + r.split()[4:5]) for r in before.iptables
-                    if r.split()[3:4] == ["-N"]}
-        network.remove_cluster_chains(keep)
-        step("iptables")
-        # 7. cgroups the kubelet made, kernel settings, default folders the components made
-        top_before = set(before.cgroups) if before else set()
-        for hierarchy in machine.cgroup_hierarchies():
-            if f"{hierarchy.name}/kubepods" not in top_before:
-                _remove_cgroup_tree(hierarchy / "kubepods")
-        if before:
-            machine.restore_sysctls(before.sysctls)
-        for path, existed in (before.paths if before else {}).items():
-            if not existed and os.path.lexists(path):
-                problems += self._remove_tree(Path(path))
-        problems += self._remove_tree(configs.SHIM_SOCKET_DIR.parent)
-        # 8. the state dir, less the logs and the image store
-        if s.root.is_dir():
-            for child in s.root.iterdir():
-                if child.name not in KEPT:
-                    problems += self._remove_tree(child)
-            if s.containerd.is_dir():
-                for child in s.containerd.iterdir():
-                    if child.name not in KEPT_IN_CONTAINERD:
-                        problems += self._remove_tree(child)
-        step("files")
-        # what was started by a command that has exited is reaped by init: no exited component stays a zombie
-        exited = [pid for pid in machine.all_pids()
-                  if machine.process_state(pid) == "Z" and machine.process_comm(pid) in machine.COMPONENT_COMMS]
-        wait_reaped([pid for pid in stopped if pid] + exited)
-        step("reaped")
-        self.progress("teardown: " + ", ".join(steps))
-        if problems:
-            raise ClusterError("the cluster is stopped but some of it could not be removed: " + "; ".join(problems)
-                               + ". Fix these by hand (or run `cluster down` again)")
-
-    def _unmount_all(self) -> list[str]:
-        for _attempt in range(3):
-            left = self._mounts_left()
-            if not left:
-                return []
-            for path in sorted(left, key=lambda p: p.count("/"), reverse=True):
-                if subprocess.run(["umount", path], capture_output=True).returncode != 0:
-                    subprocess.run(["umount", "-l", path], capture_output=True)
-        left = self._mounts_left()
-        return [f"still mounted: {', '.join(left)}"] if left else []
-
-    def _wait_bridge_ports_gone(self) -> None:
-        master = Path(f"/sys/class/net/{layout.BRIDGE}/brif")
-        with contextlib.suppress(WaitTimeout):
-            wait_until(lambda: not master.is_dir() or not any(master.iterdir()), timeout=10.0, interval=0.1,
-                       what="pod network devices to go")
-        if master.is_dir():
-            for port in master.iterdir():
-                subprocess.run(["ip", "link", "delete", port.name], capture_output=True)
-
-    def _remove_tree(self, path: Path) -> list[str]:
-        """rm -r that never crosses into a mounted file system."""
-        if not os.path.lexists(path):
-            return []
-        prefix = str(path) + "/"
-        mounted = [m for m in (e.rsplit(" (", 1)[0] for e in machine.mounts()) if (m + "/").startswith(prefix)]
-        if mounted:
-            return [f"{path} not removed: still mounted {', '.join(mounted)}"]
-        try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except OSError as exc:
-            return [f"{path} not removed: {exc}"]
-        return []
-
-
-def _remove_cgroup_tree(root: Path) -> None:
-    if not root.is_dir():
-        return
-    for dirpath, _dirs, _files in sorted(os.walk(root), key=lambda t: t[0].count("/"), reverse=True):
-        with contextlib.suppress(OSError):
-            os.rmdir(dirpath)
+        Teardown(self).run()
 
 
 def _archive_ref_digest(archive: Path) -> tuple[str, str]:

@@ -47,8 +47,8 @@ DEFAULT_PATHS = (
 )
 
 # Process names of the cluster's parts (the kernel's 15-character comm).
-COMPONENT_COMMS = ("kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy", "etcd",
-                   "containerd", "containerd-shim", "ctr", "coredns", "pause")
+COMPONENT_COMMS = ("kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy", "kube-router",
+                   "etcd", "containerd", "containerd-shim", "ctr", "coredns", "pause")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Things another tool on this kind of machine (Docker) adds and removes by itself: not the cluster's doing.
 FOREIGN = re.compile(r"^(docker0|br-[0-9a-f]+)$|DOCKER|/var/lib/docker|/run/docker")
@@ -187,6 +187,7 @@ class MachineSnapshot:
     sysctls: dict[str, str] = field(default_factory=dict)
     cgroups: list[str] = field(default_factory=list)
     paths: dict[str, bool] = field(default_factory=dict)
+    ipsets: list[str] = field(default_factory=list)
 
     @classmethod
     def take(cls, owned_dirs: tuple[Path, ...] = ()) -> MachineSnapshot:
@@ -203,6 +204,7 @@ class MachineSnapshot:
             sysctls=read_sysctls(),
             cgroups=top_cgroups(),
             paths={p: os.path.lexists(p) for p in DEFAULT_PATHS},
+            ipsets=network.ipset_names(),
         )
 
     def to_json(self) -> str:
@@ -216,7 +218,7 @@ class MachineSnapshot:
         """What ``later`` has that this one has not (added) and the other way round (removed), per kind, leaving out
         what Docker manages by itself."""
         out: dict[str, dict[str, list[str]]] = {}
-        for kind in ("processes", "mounts", "links", "netns", "iptables", "cgroups"):
+        for kind in ("processes", "mounts", "links", "netns", "iptables", "cgroups", "ipsets"):
             before, after = set(getattr(self, kind)), set(getattr(later, kind))
             added = sorted(x for x in after - before if not FOREIGN.search(x))
             removed = sorted(x for x in before - after if not FOREIGN.search(x))

@@ -14,9 +14,12 @@ from .errors import ClusterError
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw")
 # Chains made by the cluster: the kubelet's and kube-proxy's (KUBE-), the CNI plugins' (CNI-) and the guard's.
 CLUSTER_CHAIN_PREFIXES = ("KUBE-", "CNI-", "IMMICH-")
-GUARD_FORWARD = "IMMICH-EGRESS-FWD"
-GUARD_OUTPUT = "IMMICH-EGRESS-OUT"
-GUARD_LEAK = "IMMICH-EGRESS-LEAK"  # mangle POSTROUTING: counts pod packets that would leave (must stay 0)
+GUARD_FORWARD = "IMMICH-EGRESS-FWD"  # mangle FORWARD: pod packets routed to the uplink are dropped
+GUARD_OUTPUT = "IMMICH-EGRESS-OUT"  # filter OUTPUT: this machine's packets to pod or Service addresses via the uplink
+GUARD_LEAK = "IMMICH-EGRESS-LEAK"  # mangle POSTROUTING: counts pod packets that would leave (must stay 0), drops them
+GUARD_CHAINS = (("mangle", GUARD_FORWARD), ("filter", GUARD_OUTPUT), ("mangle", GUARD_LEAK))
+GUARD_JUMPS = (("mangle", "FORWARD", GUARD_FORWARD), ("filter", "OUTPUT", GUARD_OUTPUT),
+               ("mangle", "POSTROUTING", GUARD_LEAK))
 
 
 def run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -132,6 +135,26 @@ def existing_cluster_chains() -> set[str]:
     return found
 
 
+# -- ipsets (kube-router's policy controller) ----------------------------------------------------------------------
+IPSET_PREFIXES = ("KUBE-", "inet6:KUBE-", "kube-router")
+
+
+def ipset_names() -> list[str]:
+    if shutil.which("ipset") is None:
+        return []
+    result = run(["ipset", "list", "-n"], check=False)
+    return sorted(result.stdout.split()) if result.returncode == 0 else []
+
+
+def remove_cluster_ipsets(keep: set[str]) -> list[str]:
+    """Destroy the sets kube-router made (after the iptables rules that used them are gone); ``keep`` lists the sets
+    that existed before the cluster started. Returns what could not be destroyed."""
+    doomed = [name for name in ipset_names() if name.startswith(IPSET_PREFIXES) and name not in keep]
+    for name in doomed:
+        run(["ipset", "flush", name], check=False)
+    return [name for name in doomed if run(["ipset", "destroy", name], check=False).returncode != 0]
+
+
 # -- the egress guard -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GuardCounters:
@@ -141,27 +164,33 @@ class GuardCounters:
 
 
 def install_guard(uplink_name: str) -> None:
-    """DROP on FORWARD from the pod CIDR out of the uplink, and on OUTPUT to the pod and Service CIDRs out of it."""
+    """DROP, in the mangle table (before any filter rule of kube-proxy's or kube-router's, which insert their own
+    jumps at the top of filter FORWARD and OUTPUT and would ACCEPT first), on FORWARD from the pod CIDR out of the
+    uplink; in filter OUTPUT, what goes to the pod and Service CIDRs out of it; and last, in mangle POSTROUTING, a
+    counter of pod packets about to leave (must stay 0) followed by a DROP as a backstop."""
     if shutil.which("iptables") is None:
         raise ClusterError("iptables is missing, so the egress guard cannot be put in place: "
                            "run `python -m immich_conformance.cluster.packages`")
     ipt = ["iptables", "-w", "5"]
-    for table, chain in (("filter", GUARD_FORWARD), ("filter", GUARD_OUTPUT), ("mangle", GUARD_LEAK)):
+    for table, chain in GUARD_CHAINS:
         if run([*ipt, "-t", table, "-N", chain], check=False).returncode != 0:
             run([*ipt, "-t", table, "-F", chain])
     comment = ["-m", "comment", "--comment", "immich-conformance egress guard"]
-    run([*ipt, "-A", GUARD_FORWARD, "-s", layout.POD_CIDR, "-o", uplink_name, *comment, "-j", "DROP"])
+    run([*ipt, "-t", "mangle", "-A", GUARD_FORWARD, "-s", layout.POD_CIDR, "-o", uplink_name, *comment, "-j", "DROP"])
     run([*ipt, "-A", GUARD_OUTPUT, "-d", layout.POD_CIDR, "-o", uplink_name, *comment, "-j", "DROP"])
     run([*ipt, "-A", GUARD_OUTPUT, "-d", layout.SERVICE_CIDR, "-o", uplink_name, *comment, "-j", "DROP"])
     run([*ipt, "-t", "mangle", "-A", GUARD_LEAK, "-s", layout.POD_CIDR, "-o", uplink_name, *comment])
+    run([*ipt, "-t", "mangle", "-A", GUARD_LEAK, "-s", layout.POD_CIDR, "-o", uplink_name, *comment, "-j", "DROP"])
+    for cidr in (layout.POD_CIDR, layout.SERVICE_CIDR):
+        run([*ipt, "-t", "mangle", "-A", GUARD_LEAK, "-d", cidr, "-o", uplink_name, *comment, "-j", "DROP"])
     ensure_guard_first()
 
 
 def ensure_guard_first() -> None:
-    """The guard's jumps are the first rules of FORWARD, OUTPUT and mangle POSTROUTING (kube-proxy inserts its own
-    jumps at the top when it starts; this puts the guard back in front)."""
-    for table, builtin, chain in (("filter", "FORWARD", GUARD_FORWARD), ("filter", "OUTPUT", GUARD_OUTPUT),
-                                  ("mangle", "POSTROUTING", GUARD_LEAK)):
+    """The guard's jumps are the first rules of mangle FORWARD, filter OUTPUT and mangle POSTROUTING (kube-proxy
+    and kube-router insert their own jumps at the top when they start and resync; this puts the guard back in
+    front)."""
+    for table, builtin, chain in GUARD_JUMPS:
         jumps = [r for r in iptables_rules("iptables", table) if r.startswith(f"-A {builtin} ")]
         if jumps and jumps[0] == f"-A {builtin} -j {chain}" and jumps.count(jumps[0]) == 1:
             continue
@@ -171,9 +200,10 @@ def ensure_guard_first() -> None:
 
 
 def guard_installed() -> bool:
-    filter_rules = iptables_rules("iptables", "filter")
-    return (f"-A FORWARD -j {GUARD_FORWARD}" in filter_rules and f"-A OUTPUT -j {GUARD_OUTPUT}" in filter_rules
-            and any(r.startswith(f"-A {GUARD_FORWARD} ") and r.endswith("-j DROP") for r in filter_rules))
+    mangle, filter_rules = iptables_rules("iptables", "mangle"), iptables_rules("iptables", "filter")
+    return (f"-A FORWARD -j {GUARD_FORWARD}" in mangle and f"-A OUTPUT -j {GUARD_OUTPUT}" in filter_rules
+            and f"-A POSTROUTING -j {GUARD_LEAK}" in mangle
+            and any(r.startswith(f"-A {GUARD_FORWARD} ") and r.endswith("-j DROP") for r in mangle))
 
 
 def _packets(table: str, chain: str) -> list[int]:
@@ -187,6 +217,7 @@ def _packets(table: str, chain: str) -> list[int]:
 
 
 def guard_counters() -> GuardCounters:
-    return GuardCounters(forward_dropped=sum(_packets("filter", GUARD_FORWARD)),
+    leak_rules = _packets("mangle", GUARD_LEAK)
+    return GuardCounters(forward_dropped=sum(_packets("mangle", GUARD_FORWARD)),
                          output_dropped=sum(_packets("filter", GUARD_OUTPUT)),
-                         leaked=sum(_packets("mangle", GUARD_LEAK)))
+                         leaked=leak_rules[0] if leak_rules else 0)

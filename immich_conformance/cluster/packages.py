@@ -24,6 +24,7 @@ CLUSTER_PACKAGES: dict[str, str] = {
     "pkg-config": "finding libseccomp when runc is built",
     "util-linux": "mount and umount for the teardown",
     "procps": "sysctl",
+    "ipset": "kube-router's NetworkPolicy controller (its address sets)",
 }
 # Only the cluster's own tests need these.
 TEST_PACKAGES: dict[str, str] = {

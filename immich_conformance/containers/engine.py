@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -110,3 +111,27 @@ def require_egress_guard() -> None:
     problem = egress_guard_problem()
     if problem:
         raise ContainersError(f"refusing to start containers: {problem}")
+
+
+def engine_for_run(progress: Callable[[str], None]) -> docker.DockerClient:
+    """The engine, ready for a run that removes what it makes itself (no reaper container: its image cannot be
+    pulled here): as root, the egress guard in place, what earlier runs left behind when killed removed."""
+    from testcontainers.core.config import testcontainers_config
+
+    from . import cleanup
+
+    os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
+    testcontainers_config.ryuk_disabled = True
+    client = connect()
+    try:
+        if os.geteuid() != 0:
+            raise ContainersError("--runtime containers runs as root: it hands Postgres's data folder to the "
+                                  "database's user as on the node, and checks the egress guard (iptables)")
+        require_egress_guard()
+        swept = cleanup.sweep_dead_runs(client)
+    except BaseException:
+        client.close()
+        raise
+    if swept:
+        progress(f"removed what {len(swept)} earlier run(s) left behind (their process was gone)")
+    return client

@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..images.recipes import IMAGE_PREFIX, image_refs
+from ..images.recipes import IMAGE_PREFIX, BuildOptions, image_refs
+from ..versions import IMMICH_IMAGE_NAMES, immich_image_at
 from .engine import ContainersError, one_line
+from .translate import StackSpec
 
 if TYPE_CHECKING:
     import docker
 
     from ..images.oci import PackedImage
-    from ..images.recipes import BuildOptions
 
 IMAGE_MODES = ("pinned", "local")
 OVERLAYS = {"pinned": "kind-edge-standin", "local": "ci"}
@@ -134,3 +135,17 @@ def prepare_images(client: docker.DockerClient, refs: Iterable[str], progress: P
         for image in packed.values():
             load_project_image(client, image, progress)
     return {ref: to_run.get(ref, ref) for ref in refs}
+
+
+def immich_images(spec: StackSpec, tag: str, overlay: str) -> dict[str, str]:
+    """The Deployments that run an Immich image, each with its image at release ``tag``."""
+    images = {name: ref for name, c in spec.containers.items() if (ref := immich_image_at(c.image, tag))}
+    if not images:
+        raise ContainersError(f"stack/overlays/{overlay} runs none of Immich's images "
+                              f"({', '.join(IMMICH_IMAGE_NAMES)}): there is no Immich to run at {tag}")
+    return images
+
+
+def build_options(immich_tag: str | None) -> BuildOptions | None:
+    """How to build the project's images for Immich ``immich_tag``: the API double that reports that release."""
+    return BuildOptions.for_immich_tag(immich_tag) if immich_tag else None

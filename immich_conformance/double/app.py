@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import os
 import secrets
@@ -12,13 +13,16 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
 
+from immich_conformance.double import jobs, maintenance
 from immich_conformance.double.database import Database, DatabaseUnavailable
-from immich_conformance.double.http_api import add_routes, json_response
-from immich_conformance.double.realtime import Realtime
-from immich_conformance.double.settings import VERBOSE, ConfigError, Settings
+from immich_conformance.double.http_api import REFUSED_BY_GUARD, add_routes, json_response
+from immich_conformance.double.realtime import SOCKET_PATH, Realtime
+from immich_conformance.double.settings import VERBOSE, ConfigError, LogLevelError, Settings
 from immich_conformance.double.state import STATE, DoubleState
 from immich_conformance.double.storage_integrity import StartupError, verify_storage
 from immich_conformance.double.validation import ApiError
@@ -26,7 +30,11 @@ from immich_conformance.double.version_history import record_start
 
 CORRELATION_HEADER = "X-Correlation-ID"
 CORRELATION_KEY = web.RequestKey("correlation_id", str)
-JSON_BODY_LIMIT = 10 * 1024 * 1024
+JSON_BODY_LIMIT = 10 * 1024 * 1024  # Express' json parser as Immich sets it ("10mb")
+WELL_KNOWN = "/.well-known/immich"
+# What a browser gets for a non-API GET (Immich serves its web app's index.html there).
+WEB_APP_HTML = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Immich</title></head>"
+                "<body><div id=\"app\"></div></body></html>\n")
 
 log = logging.getLogger("immich.Api")
 boot_log = logging.getLogger("immich.Bootstrap")
@@ -67,21 +75,65 @@ def correlation_id(request: web.BaseRequest) -> str:
     return own if own else secrets.token_hex(4)
 
 
+def is_api_path(path: str) -> bool:
+    """A path Immich's API (NestJS) serves, so its request logger sees it: /api... (socket.io aside) and
+    /.well-known/immich. Any other GET is the web app's (served before Nest's routing, never logged)."""
+    if path.startswith(SOCKET_PATH):
+        return False
+    return path.startswith("/api") or path == WELL_KNOWN
+
+
+async def too_large_json(request: web.Request) -> bool:
+    """Read a JSON body as Express' json parser does, before routing and authentication: whether it exceeds 10 MB."""
+    if request.content_type != "application/json" or not request.body_exists:
+        return False
+    if request.content_length is not None and request.content_length > JSON_BODY_LIMIT:
+        return True
+    try:
+        await request.read()  # kept by aiohttp for the handler
+    except web.HTTPRequestEntityTooLarge:
+        return True
+    return False
+
+
+def log_http_exception(correlation: str, status: int, body: dict[str, Any]) -> None:
+    """Immich's exception filter: ``HttpException(<status>): <Nest's error response>`` at debug, without the path."""
+    nest = {**body, "error": HTTPStatus(status).phrase, "statusCode": status}
+    logging.getLogger(f"immich.Api:GlobalExceptionFilter~{correlation}").debug(
+        "HttpException(%s): %s", status, json.dumps(nest, separators=(",", ":")))
+
+
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[CORRELATION_KEY] = correlation_id(request)
+    request[CORRELATION_KEY] = correlation = correlation_id(request)
     started = time.monotonic()
     status = 0
+    # Immich's request logger (an interceptor) runs only for a matched API route whose guard let the request in.
+    logged = is_api_path(request.path)
     try:
+        if await too_large_json(request):
+            logged = False
+            status = 500
+            logging.getLogger(f"immich.Api:GlobalExceptionFilter~{correlation}").error(
+                "Unknown error: PayloadTooLargeError: request entity too large")
+            return json_response({"message": "Internal server error"}, status=500)
         response = await handler(request)
         status = response.status
         return response
     except ApiError as exc:
         status = exc.status
+        logged = logged and not request.get(REFUSED_BY_GUARD, False)
+        log_http_exception(correlation, exc.status, exc.body)
         return json_response(exc.body, status=exc.status)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        logged = False
+        if request.method == "GET" and not request.path.startswith("/api"):
+            status = 200
+            return web.Response(text=WEB_APP_HTML, content_type="text/html")  # the web app, for any other GET
         status = 404
-        return json_response({"message": f"Cannot {request.method} {request.raw_path}"}, status=404)
+        body = {"message": f"Cannot {request.method} {request.raw_path}"}
+        log_http_exception(correlation, 404, body)
+        return json_response(body, status=404)
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:
@@ -99,11 +151,12 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         log.exception("Unhandled error on %s %s", request.method, request.path)
         return json_response({"message": "Internal server error"}, status=500)
     finally:
-        elapsed = (time.monotonic() - started) * 1000
-        # Immich logs Express's req.url (the path with its query string), at debug level only.
-        logging.getLogger(f"immich.Api:LoggingInterceptor~{request[CORRELATION_KEY]}").debug(
-            "%s %s %s %.2fms %s", request.method, request.path_qs, status, elapsed, request.remote
-        )
+        if logged:
+            elapsed = (time.monotonic() - started) * 1000
+            # Immich logs Express's req.url (the path with its query string), at debug level only.
+            logging.getLogger(f"immich.Api:LoggingInterceptor~{correlation}").debug(
+                "%s %s %s %.2fms %s", request.method, request.path_qs, status, elapsed, request.remote
+            )
 
 
 async def add_correlation_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -116,11 +169,13 @@ async def add_correlation_header(request: web.Request, response: web.StreamRespo
 
 
 def build_app(state: DoubleState) -> web.Application:
-    app = web.Application(middlewares=[api_middleware], client_max_size=JSON_BODY_LIMIT)
+    app = web.Application(middlewares=[api_middleware, maintenance.gate], client_max_size=JSON_BODY_LIMIT)
     app[STATE] = state
     app.on_response_prepare.append(add_correlation_header)
     state.realtime.attach(app)
     add_routes(app)
+    jobs.add_routes(app)
+    maintenance.add_routes(app)  # backups, maintenance mode, integrity checks, manual jobs
     return app
 
 
@@ -140,9 +195,10 @@ async def serve(settings: Settings) -> int:
         return 1
 
     realtime = Realtime(lambda: db, settings.version)
-    state = DoubleState(settings=settings, db=db, realtime=realtime)
+    state = DoubleState(settings=settings, db=db, realtime=realtime, job_delay=settings.job_delay)
     runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
+    await maintenance.boot(runner.app)  # the maintenance worker instead, when the database says so
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
     try:
         await site.start()
@@ -151,6 +207,7 @@ async def serve(settings: Settings) -> int:
         await runner.cleanup()
         await db.close()
         return 1
+    maintenance.attach(runner.app, runner, site)
     boot_log.info("Immich Server is listening on http://%s:%s [%s] [production]", settings.host, settings.port,
                   settings.version)
 
@@ -162,7 +219,7 @@ async def serve(settings: Settings) -> int:
     boot_log.info("Shutting down")
     await realtime.close()
     await runner.cleanup()
-    await state.drain()
+    await state.abandon()  # as when Immich stops: queued jobs (a forced delete's file removal) are left undone
     await db.close()
     return 0
 
@@ -173,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(os.environ)
     except ConfigError as exc:
         logging.getLogger("immich.Config").error("%s", exc)
-        return 2
+        return 1 if isinstance(exc, LogLevelError) else 2
     logging.getLogger("immich").setLevel(settings.log_level)
     logging.getLogger("immich.Config").info(
         "Starting the Immich API double %s (media location %s)", settings.version, settings.media_location

@@ -11,6 +11,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from immich_conformance.double.library_tables import LIBRARY_SCHEMA
+
 # Held while the tables are created and the media folders are checked, so two servers on one database take turns
 # (Immich locks the same steps with advisory locks).
 BOOTSTRAP_LOCK = 0x1A1C_0001
@@ -109,8 +111,19 @@ class Database:
         self._add(first)
         for _ in range(self.size - 1):
             self._add(await self._connect())
+        await self.migrate()
+
+    async def migrate(self) -> None:
+        """Create the tables that are missing (the double's migrations)."""
         async with self.locked(BOOTSTRAP_LOCK), self.connection() as conn:
             await conn.execute(SCHEMA)
+            await conn.execute(LIBRARY_SCHEMA)
+
+    async def reopen(self, wait_seconds: float) -> None:
+        """Drop every connection and connect again (after a restore terminated them, or a server restart)."""
+        await self.close()
+        self._idle = asyncio.Queue()
+        await self.open(wait_seconds)
 
     def _add(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
         self._all.append(conn)
@@ -134,7 +147,10 @@ class Database:
 
     async def _replace(self, dead: psycopg.AsyncConnection[dict[str, Any]]) -> psycopg.AsyncConnection[dict[str, Any]]:
         fresh = await self._connect()
-        self._all[self._all.index(dead)] = fresh
+        if dead in self._all:
+            self._all[self._all.index(dead)] = fresh
+        else:  # handed back after a reopen replaced the pool
+            self._all.append(fresh)
         return fresh
 
     @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -15,7 +16,15 @@ from typing import Any
 import psycopg
 from aiohttp import web
 
-from immich_conformance.double import credentials, dtos, media_types, permissions, server_info, system_metadata
+from immich_conformance.double import (
+    credentials,
+    dtos,
+    media_types,
+    permissions,
+    server_info,
+    system_metadata,
+    thumbnails,
+)
 from immich_conformance.double.auth import (
     ACCESS_TOKEN_COOKIE,
     AUTH_TYPE_COOKIE,
@@ -24,13 +33,16 @@ from immich_conformance.double.auth import (
     authenticate,
     is_granted,
 )
+from immich_conformance.double.params import uuid_list
 from immich_conformance.double.state import STATE, DoubleState
-from immich_conformance.double.uploads import UploadBody, read_upload
-from immich_conformance.double.validation import ApiError, Reader, is_uuid
+from immich_conformance.double.uploads import ReceivedFile, UploadBody, read_upload, remove_later
+from immich_conformance.double.validation import ApiError, Reader
 
 COOKIE_MAX_AGE = 400 * 24 * 3600
 ADMIN_SIGN_UP_LOCK = 0x1A1C_0002
 VISIBILITIES = ("archive", "timeline", "hidden", "locked")
+
+REFUSED_BY_GUARD = web.RequestKey("refused_by_guard", bool)
 
 log = logging.getLogger("immich.Api")
 
@@ -43,8 +55,14 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status, dumps=lambda v: json.dumps(v, separators=(",", ":")))
 
 
-async def caller(request: web.Request, permission: str) -> Caller:
-    return await authenticate(state(request).db, request.headers, request.query, permission=permission)
+async def caller(request: web.Request, permission: str | None, *, shared_link: bool = False,
+                 admin: bool = False) -> Caller:
+    try:
+        return await authenticate(state(request).db, request.headers, request.query, permission=permission,
+                                  shared_link=shared_link, admin=admin)
+    except ApiError:
+        request[REFUSED_BY_GUARD] = True  # Immich's guard answered: its request logger never ran (see app)
+        raise
 
 
 async def json_body(request: web.Request) -> Any:
@@ -120,7 +138,7 @@ async def login(request: web.Request) -> web.Response:
     reader.issues.raise_if_any()
     assert email is not None and password is not None
     db = state(request).db
-    user = await db.fetchone("SELECT * FROM users WHERE email = %s", (email.strip().lower(),))
+    user = await db.fetchone("SELECT * FROM users WHERE email = %s AND deleted_at IS NULL", (email.strip().lower(),))
     valid = credentials.verify_password(password, user["password_hash"] if user else credentials.DUMMY_HASH)
     if user is None or not valid:
         log.warning("Failed login attempt for user %s from ip address %s", email, request.remote)
@@ -168,9 +186,8 @@ async def create_api_key(request: web.Request) -> web.Response:
 
 
 def _permission_list(reader: Reader) -> list[str]:
-    value = reader.body.get("permissions")
-    if "permissions" not in reader.body or not isinstance(value, list):
-        reader.issues.invalid_type(["permissions"], "array", value, missing="permissions" not in reader.body)
+    value = reader.array("permissions")
+    if value is None:
         return []
     if not value:
         reader.issues.too_small(["permissions"], 1)
@@ -210,7 +227,7 @@ async def upload_asset(request: web.Request) -> web.Response:
 
 async def _store_upload(request: web.Request, me: Caller, body: UploadBody) -> web.Response:
     st = state(request)
-    if body.asset is None:
+    if body.asset is None and body.multipart:
         raise ApiError(400, "File is required")
     reader = Reader(body.fields, form=True)
     created = reader.datetime("fileCreatedAt")
@@ -220,14 +237,17 @@ async def _store_upload(request: web.Request, me: Caller, body: UploadBody) -> w
     visibility = reader.choice("visibility", VISIBILITIES)
     duration = reader.integer("duration", minimum=0)
     reader.string("livePhotoVideoId", required=False, fmt="uuid")
+    if reader.issues.items and body.asset is not None:
+        body.asset.keep()  # Immich leaves the received original where it is, with no database row
     reader.issues.raise_if_any()
+    if body.asset is None:
+        raise ApiError(400, "File is required")
     asset = body.asset
     existing = await _asset_id_for_checksum(request, me.user_id, asset.checksum)
     if existing:
-        body.discard()
-        return json_response({"id": existing, "status": "duplicate"}, status=200)
+        return _duplicate(st, asset, existing)
     original_name = filename or asset.original_name
-    path = asset.commit()
+    path = asset.final_path
     try:
         row = await st.db.fetchone(
             "INSERT INTO assets (id, owner_id, checksum, original_path, original_file_name, asset_type, mime_type, "
@@ -238,41 +258,38 @@ async def _store_upload(request: web.Request, me: Caller, body: UploadBody) -> w
              created, modified, created, bool(favorite), visibility or "timeline", duration),
         )
     except psycopg.errors.UniqueViolation:
-        body.discard()
         duplicate = await _asset_id_for_checksum(request, me.user_id, asset.checksum)
         if duplicate is None:
             raise
-        return json_response({"id": duplicate, "status": "duplicate"}, status=200)
+        return _duplicate(st, asset, duplicate)
     assert row is not None and modified is not None
-    asset.kept = True
+    asset.keep()
     with contextlib.suppress(OSError):
         os.utime(path, (modified.timestamp(), modified.timestamp()))
     await st.db.execute("UPDATE users SET quota_usage_bytes = quota_usage_bytes + %s WHERE id = %s",
                         (asset.size, me.user_id))
-    st.queue(st.realtime.send_to_user(me.user_id, "on_upload_success", dtos.asset(row, me.user)), "upload-event")
+    if row["visibility"] != "hidden":
+        st.queue(_announce_upload(st, me.user_id, path, dtos.asset(row, me.user)), "upload-event",
+                 after=thumbnails.THUMBNAIL_SECONDS)
     return json_response({"id": str(row["id"]), "status": "created"}, status=201)
 
 
-async def asset_info(request: web.Request) -> web.Response:
-    me = await caller(request, permissions.ASSET_READ)
-    reader = Reader({"id": request.match_info["id"]})
-    asset_id = reader.string("id", fmt="uuid")
-    reader.issues.raise_if_any()
-    row = await state(request).db.fetchone(
-        "SELECT * FROM assets WHERE id = %s AND owner_id = %s", (asset_id, me.user_id)
-    )
-    if row is None:
-        raise ApiError(400, "Not found or no asset.read access")
-    return json_response(dtos.asset(row, me.user))
+def _duplicate(st: DoubleState, asset: ReceivedFile, existing_id: str) -> web.Response:
+    """200 duplicate; the received copy stays on disk until Immich's FileDelete job removes it, after the answer."""
+    st.queue(remove_later(asset.keep()), "file-delete")
+    return json_response({"id": existing_id, "status": "duplicate"}, status=200)
+
+
+async def _announce_upload(st: DoubleState, user_id: str, path: Path, asset: dict[str, Any]) -> None:
+    """``on_upload_success`` once thumbnails would exist; none when the thumbnail job would fail."""
+    if await asyncio.to_thread(thumbnails.decodable, path):
+        await st.realtime.send_to_user(user_id, "on_upload_success", asset)
 
 
 async def bulk_upload_check(request: web.Request) -> web.Response:
     me = await caller(request, permissions.ASSET_UPLOAD)
     reader = Reader(await json_body(request))
-    items = reader.body.get("assets")
-    if not isinstance(items, list):
-        reader.issues.invalid_type(["assets"], "array", items, missing="assets" not in reader.body)
-        items = []
+    items = reader.array("assets") or []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             reader.issues.invalid_type(["assets", index], "object", item)
@@ -304,15 +321,7 @@ async def bulk_upload_check(request: web.Request) -> web.Response:
 async def delete_assets(request: web.Request) -> web.Response:
     me = await caller(request, permissions.ASSET_DELETE)
     reader = Reader(await json_body(request))
-    ids = reader.body.get("ids")
-    if not isinstance(ids, list):
-        reader.issues.invalid_type(["ids"], "array", ids, missing="ids" not in reader.body)
-        ids = []
-    for index, value in enumerate(ids):
-        if not isinstance(value, str):
-            reader.issues.invalid_type(["ids", index], "string", value)
-        elif not is_uuid(value):
-            reader.issues.invalid_format(["ids", index], "uuid", "Invalid UUID")
+    ids = uuid_list(reader, "ids")
     force = reader.boolean("force")
     reader.issues.raise_if_any()
     st = state(request)
@@ -355,6 +364,9 @@ async def _delete_files(st: DoubleState, user_id: str, rows: list[dict[str, Any]
 
 
 def add_routes(app: web.Application) -> None:
+    from immich_conformance.double import library_routes  # its handlers use this module's helpers
+
+    library_routes.add_routes(app)  # first: fixed paths such as /api/assets/statistics before /api/assets/{id}
     app.router.add_get("/api/server/ping", ping)
     app.router.add_get("/api/server/version", version)
     app.router.add_get("/api/server/features", features)
@@ -367,5 +379,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/assets", upload_asset)
     app.router.add_delete("/api/assets", delete_assets)
     app.router.add_post("/api/assets/bulk-upload-check", bulk_upload_check)
-    app.router.add_get("/api/assets/{id}", asset_info)
 

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 from immich_conformance.versions import IMMICH_VERSION
 
-FAULTS = ("drop-one-asset-on-upgrade", "fail-migration-on-upgrade")
+FAULTS = ("drop-one-asset-on-upgrade", "fail-migration-on-upgrade", "log-migration-error-on-upgrade",
+          "drop-album-members-on-upgrade")
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z]+(?:\.(\d+))?)?$")
 _TRUE = {"true", "1", "yes", "on"}
@@ -19,10 +20,17 @@ VERBOSE = 5
 # IMMICH_LOG_LEVEL, as Immich's logger has them (default log); request lines are debug.
 LOG_LEVELS = {"verbose": VERBOSE, "debug": logging.DEBUG, "log": logging.INFO, "warn": logging.WARNING,
               "error": logging.ERROR, "fatal": logging.CRITICAL}
+# Seconds from an answer to the background job it queued (measured on Immich v3.0.3: a duplicate's copy is removed
+# ~20 ms after the 200). IMMICH_DOUBLE_JOB_DELAY may widen it, never shorten it.
+REAL_JOB_DELAY = 0.02
 
 
 class ConfigError(ValueError):
-    """An environment variable has a value the server cannot use."""
+    """An environment variable has a value the server cannot use (exit code 2)."""
+
+
+class LogLevelError(ConfigError):
+    """IMMICH_LOG_LEVEL is not one of Immich's levels, written as Immich has them (lower case): Immich exits 1."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ class Settings:
     db_wait_seconds: float
     fault: str | None = None
     log_level: int = logging.INFO
+    job_delay: float = REAL_JOB_DELAY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -74,15 +83,17 @@ class Settings:
             db_wait = float(env.get("IMMICH_DOUBLE_DB_WAIT") or "10")
         except ValueError:
             raise ConfigError("IMMICH_DOUBLE_DB_WAIT must be a number of seconds") from None
+        job_delay = _job_delay(env)
         fault = env.get("IMMICH_DOUBLE_FAULT") or None
         if fault is not None and fault not in FAULTS:
             raise ConfigError(f"IMMICH_DOUBLE_FAULT={fault!r} is not a known fault: {', '.join(FAULTS)}")
-        level = (env.get("IMMICH_LOG_LEVEL") or "log").strip().lower()
+        level = env.get("IMMICH_LOG_LEVEL") or "log"
         if level not in LOG_LEVELS:
-            raise ConfigError(f"IMMICH_LOG_LEVEL={env.get('IMMICH_LOG_LEVEL')!r} is not a log level: "
+            raise LogLevelError(f"IMMICH_LOG_LEVEL={env.get('IMMICH_LOG_LEVEL')!r} is not a log level: "
                               f"{', '.join(LOG_LEVELS)}")
         return cls(
             log_level=LOG_LEVELS[level],
+            job_delay=job_delay,
             fault=fault,
             host=env.get("IMMICH_HOST") or "0.0.0.0",
             port=port,
@@ -94,6 +105,18 @@ class Settings:
             ignore_mount_check_errors=(env.get("IMMICH_IGNORE_MOUNT_CHECK_ERRORS") or "").lower() in _TRUE,
             db_wait_seconds=db_wait,
         )
+
+
+def _job_delay(env: Mapping[str, str]) -> float:
+    raw = env.get("IMMICH_DOUBLE_JOB_DELAY") or str(REAL_JOB_DELAY)
+    try:
+        delay = float(raw)
+    except ValueError:
+        delay = -1.0
+    if not REAL_JOB_DELAY <= delay <= 60:
+        raise ConfigError(f"IMMICH_DOUBLE_JOB_DELAY={raw!r} must be a number of seconds from {REAL_JOB_DELAY} "
+                          "(Immich's own delay; the double is never quicker) to 60")
+    return delay
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -1,18 +1,26 @@
-"""Checking response bodies against Immich's published OpenAPI document.
+"""Checking response bodies against Immich's published OpenAPI document, with openapi-core.
 
     spec = load_spec()                                     # the pinned release (versions.IMMICH_VERSION)
     spec.check("GET", "/api/assets/0b6d...", 200, body)     # raises SpecViolation listing every problem
     problems = spec.problems("POST", "/api/assets", 201, body)
 
 Paths may be given as sent on the wire (``/api/assets/<uuid>?key=x``) or as templates (``/assets/{id}``); the
-``/api`` prefix (the document's server URL) is optional. Statuses the operation documents are checked against their
-JSON schema ($refs resolved from ``components``). Error statuses (4xx/5xx), which Immich's document does not describe,
-are checked against the error shape Immich v3 sends: ``{"message": str}`` or ``{"message": "Validation failed",
-"errors": [{"code", "path", "message", ...}]}``. A success status the operation does not document is a violation.
+``/api`` prefix (the document's server URL) is optional; a literal path without the method falls through to the
+templated one, as Immich's router does (PATCH /shared-links/me is PATCH /shared-links/{id}). openapi-core finds the
+operation and the documented status and validates the JSON body against its schema. A success status the operation
+does not document is a violation.
 
-``strict=True`` also rejects properties a schema does not declare (the API double is held to this; a real server may
-add fields). A ``nullable`` composition (``{"allOf": [$ref], "nullable": true}``) accepts ``null``, as OpenAPI 3.0
-means, which the plain OAS 3.0 validator gets wrong.
+Kept by hand, because the document does not say it or openapi-core does not check it:
+- Immich's document describes almost no error answers; Immich v3 sends ``{"message": str}`` or ``{"message": "Validation
+  failed", "errors": [{"code", "path", "message", ...}]}``, so that shape is added to every operation as its 4XX and
+  5XX responses before openapi-core reads the document.
+- A ``nullable`` composition (``{"allOf": [$ref], "nullable": true}``) accepts ``null``, as OpenAPI 3.0 means; the OAS
+  3.0 validator under openapi-core rejects it, so such schemas are rewritten as ``anyOf: [null, ...]``.
+- openapi-core ignores a body on a status documented without content (204), and this module does not check non-JSON
+  bodies (an original's bytes): both are decided here from the document.
+
+``strict=True`` also rejects properties a schema does not declare (openapi-core's ``additional_properties_default_policy
+="forbid"``; the API double is held to this; a real server may add fields).
 
 Where the document is: ``load_spec(path=...)``, else $IMMICH_OPENAPI_SPEC (a file), else ``openapi-<version>.json``
 in $IMMICH_OPENAPI_DIR or ``<repo>/specs/immich/``.
@@ -24,20 +32,27 @@ import copy
 import functools
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from openapi_schema_validator import OAS30Validator, oas30_format_checker
+from openapi_core import Config, OpenAPI
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathError
+from openapi_core.templating.paths.finders import APICallPathFinder
+from openapi_core.templating.responses.exceptions import ResponseNotFound
+from openapi_core.templating.responses.finders import ResponseFinder
+from openapi_core.testing import MockRequest, MockResponse
 
 from immich_conformance.versions import IMMICH_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIRS = (REPO_ROOT / "specs" / "immich",)
 API_PREFIX = "/api"
+HOST_URL = "http://immich.invalid"
+METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
+ERROR_SCHEMA_NAME = "ImmichV3ErrorBody"
 
 ERROR_BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -51,6 +66,7 @@ ERROR_BODY_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["code", "path", "message"],
+                "additionalProperties": True,
                 "properties": {
                     "code": {"type": "string", "minLength": 1},
                     "path": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
@@ -81,7 +97,7 @@ class Operation:
     method: str
     template: str  # as in the document, without /api: "/assets/{id}"
     operation_id: str
-    responses: Mapping[str, Any]
+    responses: Mapping[str, Any]  # as the document has them (without the added error responses)
 
 
 def find_spec_file(version: str = IMMICH_VERSION) -> Path:
@@ -117,20 +133,9 @@ class OpenApiSpec:
         self.source = source
         self.strict = strict
         self.version = str(document.get("info", {}).get("version", ""))
-        self._components = _prepare_components(document["components"], strict=strict)
-        self._operations: dict[tuple[str, str], Operation] = {}
-        self._matchers: list[tuple[re.Pattern[str], str]] = []
-        for template, item in document["paths"].items():
-            for method, op in item.items():
-                if method.lower() not in {"get", "post", "put", "patch", "delete", "head", "options"}:
-                    continue
-                self._operations[(method.upper(), template)] = Operation(
-                    method.upper(), template, op.get("operationId", ""), op.get("responses", {})
-                )
-            pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
-            self._matchers.append((re.compile(pattern), template))
-        # Literal paths win over templated ones (/assets/statistics before /assets/{id}).
-        self._matchers.sort(key=lambda m: (m[1].count("{"), -len(m[1])))
+        config = Config(spec_validator_cls=None, additional_properties_default_policy="forbid" if strict else "allow")
+        self._api = OpenAPI.from_dict(_prepare_document(document), config=config)
+        self._paths = APICallPathFinder(self._api.spec)
 
     @classmethod
     def from_file(cls, path: Path, *, strict: bool = False) -> OpenApiSpec:
@@ -145,58 +150,39 @@ class OpenApiSpec:
     def operation(self, method: str, path: str) -> Operation:
         """The operation for ``method`` and a wire path or template (with or without ``/api``)."""
         method = method.upper()
-        template = self._template_for(path)
-        if template is None:
-            raise SpecError(f"{self.source} has no path matching {path}")
-        op = self._operations.get((method, template))
-        if op is None:
-            raise SpecError(f"{self.source} has no {method} operation on {template}")
-        return op
-
-    def _template_for(self, path: str) -> str | None:
-        path = urlsplit(path).path
-        if path.startswith(API_PREFIX + "/"):
-            path = path[len(API_PREFIX):]
-        if path in self.document["paths"]:
-            return path
-        for pattern, template in self._matchers:
-            if pattern.match(path):
-                return template
-        return None
-
-    def response_schema(self, method: str, path: str, status: int) -> dict[str, Any] | None:
-        """The JSON schema of a documented status (None when the status has no body); SpecError if undocumented."""
-        op = self.operation(method, path)
-        response = op.responses.get(str(status))
-        if response is None:
-            raise SpecError(f"{op.method} {op.template} does not document status {status}")
-        content = response.get("content") or {}
-        if not content:
-            return None
-        media = content.get("application/json")
-        if media is None:
-            return {}  # not a JSON body (a file download): nothing to check here
-        return media.get("schema", {})
+        wire = urlsplit(path).path
+        if not wire.startswith(API_PREFIX + "/"):
+            wire = API_PREFIX + wire
+        try:
+            found = self._paths.find(method.lower(), HOST_URL + wire)
+        except OperationNotFound:
+            raise SpecError(f"{self.source} has no {method} operation on {wire}") from None
+        except PathError:
+            raise SpecError(f"{self.source} has no path matching {path}") from None
+        template = found.path.parts[-1]
+        op = self.document["paths"][template][method.lower()]
+        return Operation(method, template, op.get("operationId", ""), op.get("responses", {}))
 
     # ---- checking --------------------------------------------------------------------------------------------------
 
     def problems(self, method: str, path: str, status: int, body: Any, *, has_body: bool = True) -> list[str]:
         """Every way ``body`` (already parsed JSON; ``has_body=False`` for an empty body) breaks the document."""
         op = self.operation(method, path)
-        documented = str(status) in op.responses
-        if not documented:
-            if status >= 400:
-                if not has_body:
-                    return [f"status {status} came without a body; Immich sends {{\"message\": ...}}"]
-                return self._validate(ERROR_BODY_SCHEMA, body)
+        media = self._media_types(op, status)
+        if media is None:
             return [f"status {status} is not documented for {op.method} {op.template} "
                     f"(documented: {', '.join(sorted(op.responses))})"]
-        schema = self.response_schema(method, path, status)
-        if schema is None:
+        if not media:
             return [] if not has_body else [f"status {status} of {op.method} {op.template} has no body, but one came"]
+        if "application/json" not in media:
+            return []  # not a JSON body (an original's bytes): not checked here
         if not has_body:
+            if str(status) not in op.responses:
+                return [f"status {status} came without a body; Immich sends {{\"message\": ...}}"]
             return [f"status {status} of {op.method} {op.template} must have a JSON body, but it was empty"]
-        return self._validate(schema, body)
+        request = MockRequest(HOST_URL, op.method, API_PREFIX + op.template, path_pattern=API_PREFIX + op.template)
+        response = MockResponse(json.dumps(body).encode(), status_code=status, content_type="application/json")
+        return [line for error in self._api.iter_response_errors(request, response) for line in _describe(error)]
 
     def check(self, method: str, path: str, status: int, body: Any, *, has_body: bool = True) -> None:
         found = self.problems(method, path, status, body, has_body=has_body)
@@ -205,54 +191,72 @@ class OpenApiSpec:
 
     def check_response(self, response: Any) -> None:
         """Check an ``httpx.Response`` (its request's method and URL path give the operation)."""
-        request = response.request
-        raw = response.content
-        if raw:
+        request, status, raw = response.request, response.status_code, response.content
+        method, path = request.method, request.url.path
+        media = self._media_types(self.operation(method, path), status) or ["application/json"]
+        body = None
+        if raw and "application/json" in media:
             try:
                 body = json.loads(raw)
             except ValueError:
-                raise SpecViolation(f"{request.method} {request.url.path} -> {response.status_code}",
-                                    [f"body is not JSON: {raw[:120]!r}"]) from None
-        else:
-            body = None
-        self.check(request.method, request.url.path, response.status_code, body, has_body=bool(raw))
+                raise SpecViolation(f"{method} {path} -> {status}", [f"body is not JSON: {raw[:120]!r}"]) from None
+        self.check(method, path, status, body, has_body=bool(raw))
 
-    def _validate(self, schema: Mapping[str, Any], body: Any) -> list[str]:
-        root = dict(schema)
-        root["components"] = self._components
-        validator = OAS30Validator(root, format_checker=oas30_format_checker)
-        found = []
-        for error in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
-            where = "".join(f"[{p!r}]" for p in error.absolute_path) or "body"
-            found.append(f"{where}: {error.message}")
-        return found
+    def _media_types(self, op: Operation, status: int) -> list[str] | None:
+        """The media types documented for ``status`` (4XX/5XX: Immich's error body); None when it is undocumented."""
+        responses = self._api.spec / "paths" / op.template / op.method.lower() / "responses"
+        try:
+            found = ResponseFinder(responses).find(str(status))
+        except ResponseNotFound:
+            return None
+        return list((found / "content").keys()) if "content" in found else []
 
 
-def _prepare_components(components: Mapping[str, Any], *, strict: bool) -> dict[str, Any]:
-    prepared = copy.deepcopy(dict(components))
+def _describe(error: Exception) -> list[str]:
+    """One line per schema error (``['field']: message``), or openapi-core's own message."""
+    schema_errors = getattr(error.__cause__, "schema_errors", None)
+    if not schema_errors:
+        return [str(error)]
+    lines = []
+    for found in sorted(schema_errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        where = "".join(f"[{p!r}]" for p in found.absolute_path) or "body"
+        lines.append(f"{where}: {found.message}")
+    return lines
 
-    def visit(node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in ("properties", "patternProperties") and isinstance(value, dict):
-                out[key] = {name: visit(sub) for name, sub in value.items()}
-            elif key in ("items", "additionalProperties", "not"):
-                out[key] = visit(value)
-            elif key in ("allOf", "oneOf", "anyOf") and isinstance(value, list):
-                out[key] = [visit(sub) for sub in value]
-            else:
-                out[key] = value
-        if strict and "properties" in out and "additionalProperties" not in out:
-            out["additionalProperties"] = False
-        composed = any(key in out for key in ("allOf", "oneOf", "anyOf", "$ref"))
-        if out.get("nullable") is True and "type" not in out and composed:
-            rest = {key: value for key, value in out.items() if key != "nullable"}
-            return {"anyOf": [{"enum": [None]}, rest]}
-        return out
 
-    schemas = prepared.get("schemas", {})
+def _prepare_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with nullable compositions made explicit and Immich's error shape as every operation's 4XX/5XX."""
+    prepared = copy.deepcopy(dict(document))
+    schemas = prepared["components"].setdefault("schemas", {})
     for name, schema in list(schemas.items()):
-        schemas[name] = visit(schema)
+        schemas[name] = _nullable_compositions(schema)
+    schemas[ERROR_SCHEMA_NAME] = ERROR_BODY_SCHEMA
+    error = {"description": "Immich v3's error body", "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}}}}
+    for item in prepared["paths"].values():
+        for method, op in item.items():
+            if method.lower() in METHODS:
+                responses = op.setdefault("responses", {})
+                responses.setdefault("4XX", error)
+                responses.setdefault("5XX", error)
     return prepared
+
+
+def _nullable_compositions(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: _nullable_compositions(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "not"):
+            out[key] = _nullable_compositions(value)
+        elif key in ("allOf", "oneOf", "anyOf") and isinstance(value, list):
+            out[key] = [_nullable_compositions(sub) for sub in value]
+        else:
+            out[key] = value
+    composed = any(key in out for key in ("allOf", "oneOf", "anyOf", "$ref"))
+    if out.get("nullable") is True and "type" not in out and composed:
+        rest = {key: value for key, value in out.items() if key != "nullable"}
+        return {"anyOf": [{"enum": [None]}, rest]}
+    return out

@@ -1,19 +1,19 @@
 """Receiving ``POST /api/assets`` bodies: multipart streamed to disk chunk by chunk, SHA-1 computed on the way.
 
 The file goes to ``<media>/upload/<userId>/<u[0:2]>/<u[2:4]>/<u><ext>`` with a fresh random UUID ``u`` (not the asset
-id). It is written under a hidden temporary name in that folder and renamed only when the upload is accepted; on any
-failure (client gone mid-body, a refused or invalid request, a duplicate) the temporary file is removed, with the
-folders the upload made when they are left empty. So a partial or failed body leaves nothing on disk.
-
-(Immich itself leaves the received file behind when it rejects a complete body with 400; it removes it for a cut
-connection. The double removes it in both cases: the contract only demands that a failed body leaves nothing.)
+id), written under that final name while it grows, as Immich's multer storage does. What becomes of it:
+- the body is cut mid-way, or multer refuses it (unsupported type, unexpected field): removed at once, with the
+  folders the upload made when they are left empty: nothing stays;
+- the complete body fails validation (400): left where it is, with no database row (Immich does the same);
+- a duplicate: the 200 is sent first, a background job removes the copy afterwards (``remove_later``);
+- accepted: kept, the asset's original.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -35,24 +35,29 @@ _UNSAFE = re.compile(r'[/\\?<>:*|"\x00-\x1f\x80-\x9f]')
 @dataclass
 class ReceivedFile:
     original_name: str
-    temp_path: Path
     final_path: Path
     checksum: bytes
     size: int
     made_dirs: list[Path] = field(default_factory=list)
-    kept: bool = False  # set once the asset row exists: from then on the file belongs to the asset
+    kept: bool = False  # set once the file is no longer the upload's to remove (an asset's, left behind, or queued)
 
-    def commit(self) -> Path:
-        os.replace(self.temp_path, self.final_path)
+    def keep(self) -> Path:
+        """From now on the file is not removed by ``discard``; its path."""
+        self.kept = True
         return self.final_path
 
     def discard(self) -> None:
         if self.kept:
             return
-        for path in (self.temp_path, self.final_path):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.final_path.unlink()
         prune_empty(self.made_dirs)
+
+
+async def remove_later(path: Path) -> None:
+    """Immich's FileDelete job for a duplicate's received copy: the file only (its folders stay)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def prune_empty(dirs: list[Path]) -> None:
@@ -86,13 +91,12 @@ async def receive_file(part: BodyPartReader, media: Path, user_id: str, original
     ext = media_types.extension(original_name)
     folder = upload_folder(media, user_id, file_uuid)
     final_path = folder / safe_name(f"{file_uuid}{ext}")
-    temp_path = folder / safe_name(f".{file_uuid}{ext}.partial")
     # mkdir and open happen in one step of the event loop, so another upload's pruning cannot remove the folder
     # in between.
     made = _make_dirs(folder, stop_at=media / "upload")
-    received = ReceivedFile(original_name, temp_path, final_path, b"", 0, made)
+    received = ReceivedFile(original_name, final_path, b"", 0, made)
     try:
-        handle = open(temp_path, "xb")  # noqa: SIM115 - closed below, whatever happens
+        handle = open(final_path, "xb")  # noqa: SIM115 - closed below, whatever happens
     except OSError:
         prune_empty(made)
         raise
@@ -131,6 +135,7 @@ async def read_field(part: BodyPartReader) -> str:
 class UploadBody:
     fields: dict[str, Any]
     asset: ReceivedFile | None = None
+    multipart: bool = False
 
     def discard(self) -> None:
         if self.asset is not None:
@@ -144,8 +149,19 @@ async def read_upload(request: web.Request, media: Path, user_id: str) -> Upload
     received stays on disk.
     """
     body = UploadBody(fields={})
+    if request.content_type == "application/json" and request.body_exists:
+        try:
+            parsed = json.loads(await request.read() or b"{}")
+        except ValueError as exc:
+            raise ApiError(400, f"Unexpected token in JSON at position {getattr(exc, 'pos', 0)}") from None
+        body.fields = parsed if isinstance(parsed, dict) else {}
+        return body
+    if request.content_type == "application/x-www-form-urlencoded":
+        body.fields = dict(await request.post())  # Express' urlencoded parser fills the DTO the same way
+        return body
     if not request.content_type.startswith("multipart/"):
         return body  # Immich's multer ignores other bodies: the request then lacks its file
+    body.multipart = True
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError):

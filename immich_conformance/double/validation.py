@@ -118,6 +118,14 @@ class Reader:
             body = {}
         self.body: dict[str, Any] = body
 
+    def array(self, key: str) -> list[Any] | None:
+        """The array at ``key``; None (the issue recorded) when it is missing or not an array."""
+        value = self.body.get(key)
+        if not isinstance(value, list):
+            self.issues.invalid_type([key], "array", value, missing=key not in self.body)
+            return None
+        return value
+
     def string(self, key: str, *, required: bool = True, fmt: str | None = None) -> str | None:
         if key not in self.body or (self.body[key] is None and not required):
             if required:

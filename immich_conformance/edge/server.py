@@ -74,7 +74,7 @@ async def serve(config: EdgeConfig) -> None:
                 await web.TCPSite(runner, host, port, ssl_context=tls, shutdown_timeout=2.0).start()
             except OSError as exc:
                 raise ConfigError(f"{config.source or 'configuration'}: '{what}': cannot listen on {host}:{port}: "
-                                  f"{exc.strerror or exc}; choose a free port") from None
+                                  f"{exc.strerror or exc} (another process listens there)") from None
         ring = keys.current().ring
         log.info("edge ready: app http://%s:%d for https://%s -> %s; team https://%s (on %s:%d); signing kid %s; "
                  "%d service token(s); body limit %d bytes; strict service-token auth %s",

@@ -195,6 +195,9 @@ def origin_proxy_config(options: BuildOptions) -> ImageConfig:
 
 # --- Python images --------------------------------------------------------------------------------------------------
 def immich_server_steps(ctx: BuildContext) -> None:
+    # pg_dump and psql for the database backups and the restore, where Immich's image has them
+    # (/usr/lib/postgresql/<server major>/bin): the stack's Postgres is 15.
+    ctx.apt(["postgresql-client-15"])
     fs.make_dir(ctx.rootfs, "/data", 0o755)
 
 
@@ -266,7 +269,8 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="immich-server", base="python", tag=lambda o: o.double_tag, config=immich_server_config,
             steps=immich_server_steps, entry_modules=("immich_conformance.double.__main__",),
-            expected_paths=(PYTHON, f"{APP_DIR}/immich_conformance/double/__main__.py", "/data"),
+            expected_paths=(PYTHON, f"{APP_DIR}/immich_conformance/double/__main__.py", "/data",
+                            "/usr/lib/postgresql/15/bin/pg_dump", "/usr/lib/postgresql/15/bin/psql"),
             description="the Immich API double",
         ),
         Recipe(

@@ -18,36 +18,59 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ..procs import GiveUp, wait_until
+from ..backups.sql_access import PSQL_SCRIPT
+from ..conditions import pods_ready
+from ..kube import CrashLoop
+from ..procs import wait_until
 from ..targets.base import Target
 from ..targets.bootstrap import API_KEY_ENV
-from ..targets.cluster import NODE_ADDRESS_ENV, NODE_LOCAL_ENV, ClusterTarget
+from ..targets.cluster import NODE_ADDRESS_ENV, NODE_LOCAL_ENV, ClusterSetupError, ClusterTarget
 from ..targets.containers import ContainersSandbox
 from ..targets.containers_attached import RUN_FILE_ENV
-from .releases import RehearsalError
+from ..targets.spec import TargetSetupError, TargetSpec, TargetSpecError, construct_target, open_target
+from ..targets.stack_source import Placement
+from .releases import RehearsalError, Release
 
 UPGRADE_TIMEOUT = 300.0
-CRASH_RESTARTS = 3
+DATABASE = "immich-postgres"  # the stack's Postgres Deployment (and its container under --runtime containers)
 Progress = Callable[[str], None]
 T = TypeVar("T", bound=Target)
-
-
-class CrashLoop(GiveUp):
-    """The upgraded server keeps stopping: the wait for its rollout ends at once (the message holds its log)."""
 
 
 class Deployment(ABC, Generic[T]):
     """One place to rehearse in; ``target`` is the running stack once ``deploy`` returned."""
 
     target: T | None = None
+    upgrade_began: float = 0.0  # time.time() when the last upgrade changed the deployment
+    restarts_exited_server: bool = True
+    """Whether an Immich server that exits is started again (real Immich exits to enter and leave maintenance)."""
 
     @abstractmethod
-    def deploy(self, immich_tag: str, progress: Progress) -> T:
-        """Deploy the stack with Immich at ``immich_tag``; return when it is ready for the scenarios."""
+    def deploy(self, release: Release, progress: Progress) -> T:
+        """Deploy ``release``; return when it is ready for the scenarios."""
 
     @abstractmethod
-    def upgrade(self, immich_tag: str) -> None:
-        """Swap the running Immich for ``immich_tag`` on the same data; return when the new one is ready."""
+    def upgrade(self, release: Release) -> None:
+        """Move the running deployment to ``release`` on the same data; return when the new one is ready."""
+
+    @abstractmethod
+    def running_images(self) -> dict[str, str]:
+        """The image each running component's container runs ("deployment/container" -> image)."""
+
+    @abstractmethod
+    def server_log_since_upgrade(self) -> str:
+        """The log of the Immich server(s) the last ``upgrade`` started, from their start on."""
+
+    def running_environment(self) -> dict[str, dict[str, str]]:
+        """The literal environment variables of each running container, where the place shows them."""
+        return {}
+
+    def deploys_whole_refs(self) -> bool:
+        """Whether a git ref's own stack/ is deployed whole here (else only its Immich tag is used)."""
+        return False
+
+    def preflight(self, release: Release, progress: Progress) -> None:
+        """Check, before any change, that ``release`` can be deployed here; RehearsalError says what is wrong."""
 
     @abstractmethod
     def scenario_options(self) -> tuple[list[str], dict[str, str]]:
@@ -58,6 +81,10 @@ class Deployment(ABC, Generic[T]):
     def builds_doubles(self) -> bool:
         """Whether each release is a build of the project's Immich double (made from its tag, so the rehearsal has
         default releases), rather than Immich's real images."""
+
+    def psql(self, query: str) -> str:
+        """Run ``query`` with psql in the running stack's database container; its rows as CSV (no header)."""
+        raise RehearsalError(f"{self} gives no way into its database")
 
     def running(self) -> T:
         if self.target is None:
@@ -71,51 +98,110 @@ class ClusterDeployment(Deployment[ClusterTarget]):
     offline: bool
     keep_cluster: bool = False
     overlay: str = "ci"
+    placement: Placement = Placement()
     target: ClusterTarget | None = None
 
     def __str__(self) -> str:
         where = "the offline cluster" if self.offline else f"the cluster of {self.kubeconfig}"
-        return f"{where} (overlay {self.overlay})"
+        return f"{where} (overlay {self.overlay}, namespace {self.placement.namespace})"
+
+    def deploys_whole_refs(self) -> bool:
+        return True
 
     @property
     def builds_doubles(self) -> bool:
         return self.offline
 
-    def deploy(self, immich_tag: str, progress: Progress) -> ClusterTarget:
-        self.target = ClusterTarget(kubeconfig=self.kubeconfig, offline=self.offline, keep=self.keep_cluster,
-                                    immich_tag=immich_tag, overlay=self.overlay, progress=progress).start()
-        return self.target
+    def preflight(self, release: Release, progress: Progress) -> None:
+        spec = TargetSpec(target="cluster", kubeconfig=self.kubeconfig, offline_cluster=self.offline,
+                          keep=self.keep_cluster, source=release.stack, namespace=self.placement.namespace,
+                          scratch=self.placement.scratch)
+        try:
+            target = construct_target(spec, progress)
+        except (TargetSpecError, TargetSetupError) as exc:
+            raise RehearsalError(str(exc)) from None
+        assert isinstance(target, ClusterTarget)
+        self.target = target
+        try:
+            self.target.preflight()
+        except ClusterSetupError as exc:
+            self.target.close()
+            self.target = None
+            raise RehearsalError(str(exc)) from None
 
-    def upgrade(self, immich_tag: str) -> None:
+    def deploy(self, release: Release, progress: Progress) -> ClusterTarget:
+        if self.target is None:
+            self.preflight(release, progress)
+        assert self.target is not None
+        self.target.progress = progress  # the phases' own progress lines from here on
+        return self.target.start()
+
+    def upgrade(self, release: Release) -> None:
         target = self.running()
+        immich_tag = release.immich_tag
         target.import_immich_release(immich_tag)
-        applied_at = target.apply_release(immich_tag)
+        applied_at = self.upgrade_began = target.apply_release(release.stack)
         deadline = time.monotonic() + UPGRADE_TIMEOUT
 
+        fresh_server_ready = pods_ready(target.kube, {"app.kubernetes.io/name": "immich-server"}, since=applied_at)
+
         def rolled_out() -> bool:
-            self._fail_on_crash_loop()
-            return bool(target.kube.ready_pods({"app.kubernetes.io/name": "immich-server"}, since=applied_at))
+            try:
+                target.kube.fail_on_crash_loop({"app.kubernetes.io/name": "immich-server"})
+            except CrashLoop as exc:
+                raise CrashLoop(f"immich-server is crash-looping after the upgrade: {exc}") from None
+            return bool(fresh_server_ready())
 
         wait_until(rolled_out, timeout=max(deadline - time.monotonic(), 1), interval=2.0,
                    what=f"the upgraded immich-server ({immich_tag}) Ready")
+        if target.rolled:  # every other Deployment the release changed: its fresh pods, not the old ones
+            target.wait_available(target.rolled, since=applied_at, timeout=max(deadline - time.monotonic(), 1))
         target.wait_available(since=0.0, timeout=max(deadline - time.monotonic(), 1))
+
+    def server_log_since_upgrade(self) -> str:
+        """Each container's log of every immich-server pod made by the upgrade (a restarted one's previous run too)."""
+        target = self.running()
+        logs = []
+        for pod in target.kube.ready_pods({"app.kubernetes.io/name": "immich-server"}, since=self.upgrade_began):
+            for status in pod.get("status", {}).get("containerStatuses", []):
+                args = ("logs", pod["metadata"]["name"], "-c", status["name"], "--tail=-1")
+                runs = [(*args, "--previous")] if status.get("restartCount", 0) else []
+                for argv in [*runs, args]:
+                    logs.append(target.kube.run(*argv, check=False, timeout=30).stdout)
+        return "\n".join(logs)
 
     def scenario_options(self) -> tuple[list[str], dict[str, str]]:
         target = self.running()
         env = {API_KEY_ENV: target.api_key, NODE_ADDRESS_ENV: target.node_ip,
                NODE_LOCAL_ENV: "1" if target.offline else os.environ.get(NODE_LOCAL_ENV, "0")}
-        return ["--target", "cluster", "--deployed", "--kubeconfig", str(target.kubeconfig)], env
+        scratch = ["--scratch", str(self.placement.scratch)] if self.placement.scratch else []
+        return ["--target", "cluster", "--deployed", "--kubeconfig", str(target.kubeconfig),
+                "--namespace", target.namespace, *scratch], env
 
-    def _fail_on_crash_loop(self) -> None:
-        target = self.running()
-        for pod in target.kube.items("pods", "app.kubernetes.io/name=immich-server"):
-            for status in pod.get("status", {}).get("containerStatuses", []):
-                waiting = status.get("state", {}).get("waiting", {}).get("reason", "")
-                if status.get("restartCount", 0) >= CRASH_RESTARTS or waiting == "CrashLoopBackOff":
-                    name = pod["metadata"]["name"]
-                    logs = target.kube.run("logs", name, "--previous", "--tail=80", check=False).stdout
-                    raise CrashLoop(f"immich-server pod {name} is crash-looping after the upgrade "
-                                    f"({waiting or status.get('restartCount')} restarts); its last log:\n{logs}")
+    def running_images(self) -> dict[str, str]:
+        return {name: container["image"] for name, container in self._running_containers().items()}
+
+    def psql(self, query: str) -> str:
+        result = self.running().kube.run("exec", f"deployment/{DATABASE}", "-c", "postgres", "--", "sh", "-c",
+                                         PSQL_SCRIPT, "sh", query, check=False, timeout=300)
+        if result.returncode != 0:
+            raise RehearsalError(f"psql in deployment/{DATABASE} failed: {result.stderr.strip()[:500]}")
+        return result.stdout
+
+    def running_environment(self) -> dict[str, dict[str, str]]:
+        return {name: {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
+                for name, container in self._running_containers().items()}
+
+    def _running_containers(self) -> dict[str, dict]:
+        """The containers of the running pods, as their pod specs have them ("component/container" -> spec)."""
+        found = {}
+        for pod in self.running().kube.items("pods"):
+            if pod["metadata"].get("deletionTimestamp") or pod.get("status", {}).get("phase") != "Running":
+                continue
+            owner = pod["metadata"].get("labels", {}).get("app.kubernetes.io/name", pod["metadata"]["name"])
+            for container in pod["spec"]["containers"]:
+                found[f"{owner}/{container['name']}"] = container
+        return found
 
 
 @dataclass
@@ -123,6 +209,7 @@ class ContainersDeployment(Deployment[ContainersSandbox]):
     images: str = "local"
     keep: bool = False
     target: ContainersSandbox | None = None
+    restarts_exited_server: bool = False  # no restart policy: a stopped container stays stopped
 
     def __str__(self) -> str:
         return f"containers ({self.images} images)"
@@ -131,13 +218,35 @@ class ContainersDeployment(Deployment[ContainersSandbox]):
     def builds_doubles(self) -> bool:
         return self.images == "local"
 
-    def deploy(self, immich_tag: str, progress: Progress) -> ContainersSandbox:
-        self.target = ContainersSandbox(images=self.images, keep=self.keep, immich_tag=immich_tag,
-                                        progress=progress).start()
-        return self.target
+    def deploy(self, release: Release, progress: Progress) -> ContainersSandbox:
+        spec = TargetSpec(runtime="containers", images=self.images, keep=self.keep, immich_tag=release.immich_tag)
+        try:
+            target = open_target(spec, progress)
+        except (TargetSpecError, TargetSetupError) as exc:
+            raise RehearsalError(str(exc)) from None
+        assert isinstance(target, ContainersSandbox)
+        self.target = target
+        return target
 
-    def upgrade(self, immich_tag: str) -> None:
-        self.running().upgrade_immich(immich_tag)
+    def upgrade(self, release: Release) -> None:
+        self.upgrade_began = time.time()
+        self.running().upgrade_immich(release.immich_tag)
+
+    def server_log_since_upgrade(self) -> str:
+        """The whole log of the immich-server container the upgrade started."""
+        return self.running().logs_since({}).get("immich-server", "")
+
+    def running_images(self) -> dict[str, str]:
+        return self.running().running_images()
+
+    def psql(self, query: str) -> str:
+        container = self.running().containers.running.get(DATABASE)
+        if container is None:
+            raise RehearsalError(f"no {DATABASE} container runs")
+        code, (out, err) = container.exec_run(["sh", "-c", PSQL_SCRIPT, "sh", query], demux=True)
+        if code != 0:
+            raise RehearsalError(f"psql in the {DATABASE} container failed: {(err or b'').decode()[:500].strip()}")
+        return (out or b"").decode()
 
     def scenario_options(self) -> tuple[list[str], dict[str, str]]:
         target = self.running()

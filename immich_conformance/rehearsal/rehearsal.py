@@ -18,9 +18,14 @@ from .. import REPO_ROOT
 from ..immich_client import ImmichClient
 from ..procs import wait_until
 from ..targets.base import Target
+from ..targets.credentials import secrets_environment
 from ..uploads import ImageSpec, MultipartUpload
 from .deployments import Deployment
+from .health import startup_errors, wait_for_queues_drained
+from .library import SeededLibrary, delete_library, seed_library, verify_library
+from .release_report import ReleaseReport, environment_changes
 from .releases import Release
+from .restored import RestoredLibrary, RestoreRequest, observe, restore
 
 PHOTOS = 6
 PHOTO_BYTES = 256 * 1024
@@ -46,7 +51,11 @@ class Rehearsal:
     progress: Callable[[str], None] = print
     locust_seconds: int = 0
     seeded: list[Seeded] = field(default_factory=list)
+    library: SeededLibrary | None = None
     failed_phase: str | None = None
+    report: ReleaseReport | None = None
+    restore_request: RestoreRequest | None = None
+    restored: RestoredLibrary | None = None
 
     @property
     def target(self) -> Target | None:
@@ -54,22 +63,27 @@ class Rehearsal:
 
     # --- phases ----------------------------------------------------------------------------------------------------
     def deploy_from(self) -> None:
-        self.deployment.deploy(self.release_from.immich_tag, self.progress)
+        self.report = self._release_report()
+        for line in self.report.lines():
+            self.progress(line)
+        self.deployment.deploy(self.release_from, self.progress)
         self._expect_version(self.release_from.immich_tag)
+        self._record_images("from")
 
     def scenarios(self, label: str) -> None:
         options, env = self.deployment.scenario_options()
         junit = self.reports / f"scenarios-{label}.xml"
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "features/", *options, "-p", "no:cacheprovider", "-q", "-rs",
+            [sys.executable, "-m", "pytest", "features/", *options, "-p", "no:cacheprovider", "-q", "-rfEs",
              f"--junitxml={junit}"],
             cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=1800,
         )
-        summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
-        self.progress(f"scenarios {label}: {summary}")
+        lines = result.stdout.strip().splitlines() or ["(no output)"]
+        self.progress(f"scenarios {label}: {lines[-1]}")
         if result.returncode != 0:
-            raise AssertionError(f"the scenarios failed {label} the upgrade ({summary}); report: {junit}\n"
-                                 f"{result.stdout[-6000:]}")
+            failed = "\n".join(line for line in lines if line.startswith(("FAILED ", "ERROR ")))
+            raise AssertionError(f"the scenarios failed {label} the upgrade ({lines[-1]}); report: {junit}\n"
+                                 f"{failed}\n{result.stdout[-6000:]}")
 
     def seed(self) -> None:
         target = self.deployment.running()
@@ -85,18 +99,38 @@ class Rehearsal:
         finally:
             client.close()
         self.progress(f"seeded {len(self.seeded)} assets ({sum(s.size for s in self.seeded) / 2**20:.1f} MiB)")
+        self.library = seed_library(target)
+        self.progress(f"seeded a library: {self.library.summary()} ({self.library.write(self.reports)})")
+
+    def restore_backup(self) -> None:
+        """``--restore``: the user's backup restored into the from-release, a copy of their library beside it."""
+        assert self.restore_request is not None
+        self.restored = restore(self.deployment, self.restore_request, self.progress)
+
+    def check_restored(self, label: str) -> None:
+        """``--restore``: users, albums, the copy's assets and Immich's integrity checks, ``label`` the upgrade."""
+        assert self.restored is not None, "the backup was not restored"
+        state = observe(self.deployment, self.restored, label, self.progress)
+        if self.restored.before is None:
+            self.restored.before = state
 
     def upgrade(self) -> None:
-        self.deployment.upgrade(self.release_to.immich_tag)
+        self.deployment.upgrade(self.release_to)
         self._expect_version(self.release_to.immich_tag)
+        self._record_images("to")
+        self._expect_clean_start()
+        self._wait_for_jobs()
 
     def verify(self) -> None:
+        self._wait_for_jobs()
         target = self.deployment.running()
         client = target.lan.client(target.api_key)
         problems: list[str] = []
         try:
             for asset in self.seeded:
                 problems += check_asset(client, asset)
+            if self.library is not None:
+                problems += verify_library(target, self.library)
             self._expect_version(self.release_to.immich_tag)
         finally:
             client.close()
@@ -110,8 +144,7 @@ class Rehearsal:
         token = list(target.service_token_headers.values())
         env = {**os.environ, "IMMICH_CONFORMANCE_EXTERNAL_URL": target.external.url,
                "IMMICH_CONFORMANCE_PUBLIC_HOSTNAME": target.public_hostname,
-               "IMMICH_CONFORMANCE_API_KEY": target.api_key, "IMMICH_CONFORMANCE_SERVICE_TOKEN_ID": token[0],
-               "IMMICH_CONFORMANCE_SERVICE_TOKEN_SECRET": token[1],
+               **secrets_environment(target.api_key, (token[0], token[1])),
                "IMMICH_CONFORMANCE_NAS_PATH": str(target.nas_root)}
         result = subprocess.run(
             [sys.executable, "-m", "locust", "-f", "loadtests/upload.py", "--headless", "-u", "5", "-r", "5",
@@ -123,6 +156,11 @@ class Rehearsal:
         assert result.returncode == 0, f"the upload gate failed after the upgrade:\n{result.stdout[-4000:]}"
 
     def delete_seeded(self) -> None:
+        if self.library is not None and self.target is not None:
+            failures = delete_library(self.target, self.library)
+            self.progress("the seeded library was deleted" if not failures else
+                          "the seeded library was not wholly deleted: " + "; ".join(failures))
+            self.library = None if not failures else self.library
         if not self.seeded or self.target is None:
             return
         client = self.target.lan.client(self.target.api_key)
@@ -144,6 +182,45 @@ class Rehearsal:
                 self.target.close()
 
     # --- helpers ---------------------------------------------------------------------------------------------------
+    def _expect_clean_start(self) -> None:
+        """Fail when the upgraded server's start-up log has error lines, however Ready it is."""
+        errors = startup_errors(self.deployment.server_log_since_upgrade())
+        if errors:
+            raise AssertionError(
+                f"the upgraded Immich server ({self.release_to.immich_tag}) is Ready and reports its version, but "
+                f"its start-up log has {len(errors)} error line(s): fix their cause before this upgrade\n  "
+                + "\n  ".join(errors[:20]))
+
+    def _wait_for_jobs(self) -> None:
+        """Wait until Immich's job queues have nothing active or waiting (background deletes, metadata...)."""
+        target = self.deployment.running()
+        client = target.lan.client(target.api_key)
+        try:
+            wait_for_queues_drained(client)
+        finally:
+            client.close()
+
+    def _release_report(self) -> ReleaseReport:
+        whole = self.release_from.whole or self.release_to.whole
+        if whole and self.deployment.deploys_whole_refs():
+            scope = "each git ref's own stack/ (every image, environment, config and manifest)"
+        elif whole:
+            scope = f"only the Immich tag of each git ref (on {self.deployment} a ref's stack/ is not deployed)"
+        else:
+            scope = "only the Immich tag (both Immich images), on the current stack/"
+        return ReleaseReport(str(self.release_from), str(self.release_to), scope,
+                             environment_changes=environment_changes(self.release_from.stack.render(),
+                                                                     self.release_to.stack.render()))
+
+    def _record_images(self, phase: str) -> None:
+        assert self.report is not None
+        self.report.images[phase] = self.deployment.running_images()
+        self.report.running_environment[phase] = self.deployment.running_environment()
+        self.report.write(self.reports)
+        if phase == "to":
+            for line in self.report.lines():
+                self.progress(line)
+
     def _expect_version(self, tag: str) -> None:
         """Wait until the server reports release ``tag`` on the LAN and through the public hostname (where the
         origin proxy must have found the new server)."""

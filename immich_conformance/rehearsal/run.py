@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +11,15 @@ from typing import Any
 import pytest
 
 from .. import REPO_ROOT
+from ..stack_checks.rendering import StackConfigError
+from ..targets.stack_source import Placement
 from .deployments import ClusterDeployment, Deployment
 from .rehearsal import REHEARSAL, Rehearsal
 from .releases import DEFAULT_FROM, DEFAULT_TO, RehearsalError, resolve
+from .restored import RestoreRequest
 
 PHASES_FILE = Path(__file__).with_name("test_phases.py")
+RESTORE_PHASES_FILE = Path(__file__).with_name("test_restore_phases.py")
 
 
 @dataclass
@@ -70,30 +75,50 @@ class RehearsalPlugin:
 
 
 def cluster_deployment(*, kubeconfig: Path | None, offline: bool, keep_cluster: bool = False,
-                       overlay: str = "ci") -> ClusterDeployment:
+                       overlay: str = "ci", placement: Placement | None = None) -> ClusterDeployment:
     if not offline and kubeconfig is None:
         raise RehearsalError("rehearse needs a place to deploy: --cluster offline, --kubeconfig PATH / KUBECONFIG, "
                              "or --runtime containers (Docker)")
-    return ClusterDeployment(kubeconfig=kubeconfig, offline=offline, keep_cluster=keep_cluster, overlay=overlay)
+    if kubeconfig is not None and not offline and not kubeconfig.is_file():
+        raise RehearsalError(f"--kubeconfig {kubeconfig}: no such file")
+    placement = placement or Placement()
+    try:
+        placement.check()
+    except StackConfigError as exc:
+        raise RehearsalError(str(exc)) from None
+    return ClusterDeployment(kubeconfig=kubeconfig, offline=offline, keep_cluster=keep_cluster, overlay=overlay,
+                             placement=placement)
 
 
 def rehearse(*, ref_from: str | None, ref_to: str | None, deployment: Deployment, reports: Path,
-             locust_seconds: int = 0) -> int:
-    """Run the rehearsal's phases from ``ref_from`` to ``ref_to`` on ``deployment``; 0 when every phase passed."""
+             locust_seconds: int = 0, restore: RestoreRequest | None = None) -> int:
+    """Run the rehearsal's phases from ``ref_from`` to ``ref_to`` on ``deployment``; 0 when every phase passed.
+    With ``restore``: the user's backup (and a copy of their library) in place of the scenarios and seeded assets."""
+    if restore is not None:
+        restore.check(deployment)
+        if locust_seconds:
+            raise RehearsalError("--locust-seconds goes without --restore: the load test would upload into the "
+                                 "restored library")
     if not deployment.builds_doubles and not (ref_from and ref_to):
         raise RehearsalError(f"on {deployment} give both --from and --to (git refs or Immich release tags): the "
                              "defaults name builds of the project's Immich double, which only the offline cluster "
                              "and --images local have")
-    release_from = resolve(ref_from or DEFAULT_FROM)
-    release_to = resolve(ref_to or DEFAULT_TO)
-    reports.mkdir(parents=True, exist_ok=True)
-    rehearsal = Rehearsal(release_from, release_to, deployment, reports, locust_seconds=locust_seconds)
-    plugin = RehearsalPlugin(rehearsal)
-    rehearsal.progress = plugin.say
-    code = pytest.main(
-        [str(PHASES_FILE), "-p", "no:cacheprovider", "-q", "--rootdir", str(REPO_ROOT),
-         f"--junitxml={reports / 'rehearsal.xml'}", f"--html={reports / 'rehearsal.html'}", "--self-contained-html",
-         "-o", "junit_suite_name=upgrade-rehearsal"],
-        plugins=[plugin],
-    )
+    overlay = getattr(deployment, "overlay", "ci")
+    # The git refs' stack/ copies hold the test secrets once rendered: they go when the rehearsal ends.
+    with tempfile.TemporaryDirectory(prefix="immich-rehearsal-stacks-") as stacks:
+        release_from = resolve(ref_from or DEFAULT_FROM, overlay, workdir=Path(stacks))
+        release_to = resolve(ref_to or DEFAULT_TO, overlay, workdir=Path(stacks))
+        deployment.preflight(release_from, lambda message: print(f"[rehearsal] {message}", flush=True))
+        reports.mkdir(parents=True, exist_ok=True)
+        rehearsal = Rehearsal(release_from, release_to, deployment, reports, locust_seconds=locust_seconds,
+                              restore_request=restore)
+        plugin = RehearsalPlugin(rehearsal)
+        rehearsal.progress = plugin.say
+        code = pytest.main(
+            [str(RESTORE_PHASES_FILE if restore else PHASES_FILE), "-p", "no:cacheprovider", "-q",
+             "--rootdir", str(REPO_ROOT),
+             f"--junitxml={reports / 'rehearsal.xml'}", f"--html={reports / 'rehearsal.html'}",
+             "--self-contained-html", "-o", "junit_suite_name=upgrade-rehearsal"],
+            plugins=[plugin],
+        )
     return 0 if code == 0 else 1

@@ -18,6 +18,9 @@ from typing import Any
 
 import yaml
 
+from immich_conformance.stack_checks.kustomize_errors import explain
+from immich_conformance.stack_checks.placeholders import Placeholder, overlay_placeholders
+
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 EXAMPLE_SUFFIX = ".example"
 SETTINGS_CONFIGMAP = "stack-settings"
@@ -48,6 +51,8 @@ class RenderedOverlay:
     documents: list[dict[str, Any]]
     settings: dict[str, str] = field(default_factory=dict)
     proxy_files: dict[str, str] = field(default_factory=dict)
+    example_secrets: bool = False  # rendered from the committed *.example files (CI), not the overlay's own
+    placeholders: list[Placeholder] = field(default_factory=list)  # values the overlay must not keep
 
 
 def find_stack_dir(start: Path | None = None) -> Path:
@@ -150,17 +155,27 @@ def missing_secret_files(overlay_path: Path) -> list[MissingSecretFile]:
     return missing
 
 
-def read_settings(overlay_path: Path) -> dict[str, str]:
-    """The overlay's stack-settings values (local-config: read by kustomize, never applied)."""
+def _settings_document(overlay_path: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The overlay's file holding the stack-settings ConfigMap, and that ConfigMap."""
     kustomization = _load_kustomization(overlay_path)
     for entry in kustomization.get("resources") or []:
         path = overlay_path / str(entry)
         if path.is_file():
-            for doc in yaml.safe_load_all(path.read_text()):
+            try:
+                docs = list(yaml.safe_load_all(path.read_text()))
+            except yaml.YAMLError as err:
+                raise StackConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
+            for doc in docs:
                 if isinstance(doc, dict) and doc.get("kind") == "ConfigMap" and \
                         (doc.get("metadata") or {}).get("name") == SETTINGS_CONFIGMAP:
-                    return {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
-    return {}
+                    return path, doc
+    return None
+
+
+def read_settings(overlay_path: Path) -> dict[str, str]:
+    """The overlay's stack-settings values (local-config: read by kustomize, never applied)."""
+    found = _settings_document(overlay_path)
+    return {str(k): str(v) for k, v in (found[1].get("data") or {}).items()} if found else {}
 
 
 def kubectl_binary() -> str:
@@ -170,14 +185,17 @@ def kubectl_binary() -> str:
     return found
 
 
-def run_kustomize(path: Path, shown_as: str) -> str:
+def run_kustomize(path: Path, shown_as: str, stack_dir: Path | None = None) -> str:
+    """kubectl kustomize of `path`; a failure is one line in the stack's terms (see kustomize_errors)."""
     try:
         done = subprocess.run([kubectl_binary(), "kustomize", str(path)], capture_output=True, text=True,
                               timeout=RENDER_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired as err:
         raise StackConfigError(f"kubectl kustomize {shown_as} took over {RENDER_TIMEOUT_SECONDS} s") from err
     if done.returncode != 0:
-        raise StackConfigError(f"kubectl kustomize {shown_as} failed:\n{done.stderr.strip()}")
+        found = _settings_document(path)
+        raise StackConfigError(explain(done.stderr, stack_dir or path.parents[1], found[0] if found else None,
+                                       shown_as))
     return done.stdout
 
 
@@ -211,7 +229,7 @@ def render_overlay(overlay: str, stack_dir: Path | None = None, *,
                 f"{shown_as} needs secret files that are not there (they are git-ignored; see stack/README.md):\n"
                 f"{lines}"
             )
-        text = run_kustomize(path, shown_as)
+        text = run_kustomize(path, shown_as, stack_dir)
     else:
         with tempfile.TemporaryDirectory(prefix="immich-stack-") as tmp:
             copy = Path(tmp) / "stack"
@@ -221,11 +239,13 @@ def render_overlay(overlay: str, stack_dir: Path | None = None, *,
                 if item.example is None:
                     raise StackConfigError(item.advice(Path(tmp)))
                 shutil.copyfile(item.example, item.path)
-            text = run_kustomize(copied_overlay, shown_as)
+            text = run_kustomize(copied_overlay, shown_as, copy)
     try:
         documents = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
     except yaml.YAMLError as err:
         raise StackConfigError(f"kubectl kustomize {shown_as} printed YAML that does not parse: {err}") from err
     proxy_dir = stack_dir / "base" / "origin-proxy"
     proxy_files = {name: (proxy_dir / name).read_text() for name in PROXY_FILES if (proxy_dir / name).is_file()}
-    return RenderedOverlay(overlay, text, documents, read_settings(path), proxy_files)
+    placeholders = overlay_placeholders(stack_dir, overlay, secret_sources(path))
+    return RenderedOverlay(overlay, text, documents, read_settings(path), proxy_files,
+                           example_secrets=with_example_secrets, placeholders=placeholders)

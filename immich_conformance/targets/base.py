@@ -12,7 +12,8 @@ import httpx
 
 from ..access_keys import KeyRing
 from ..immich_client import ImmichClient
-from ..procs import wait_until
+from ..procs import WaitTimeout, wait_until
+from .supervision import Death
 
 IMMICH_MEDIA_LOCATION = PurePosixPath("/data")
 TargetT = TypeVar("TargetT", bound="Target")
@@ -21,6 +22,9 @@ SENTINEL_HINTS = {
     "immich-server": " (Immich logs requests at IMMICH_LOG_LEVEL=debug or verbose only: the test overlays set it "
                      "with stack/components/request-log)",
 }
+NAS_SETTLE_SECONDS = 30.0
+"""How long Immich's background jobs get to change the NAS after an answer (a duplicate's received copy removed, a
+forced delete's originals removed): ~20-50 ms on an idle server; the bound leaves room for a busy one and a slow NAS."""
 LogMarks = dict[str, Any]
 """Where each component's log stood at a moment (a file offset, a timestamp: the target's own business)."""
 
@@ -48,6 +52,9 @@ class Target(ABC):
     aud: str
     media_location: PurePosixPath = IMMICH_MEDIA_LOCATION
     """Immich's IMMICH_MEDIA_LOCATION on this target: the NAS as the server sees it."""
+    persists_between_runs: bool = False
+    """Whether the target outlives the run (a deployment the run found, not one it started empty): what an earlier,
+    killed run uploaded may still be on it."""
 
     def start(self: TargetT) -> TargetT:
         """Bring the target up; on any failure stop whatever was started and re-raise."""
@@ -109,7 +116,12 @@ class Target(ABC):
 
     def nas_path(self, original_path: str) -> Path:
         """Map an ``originalPath`` Immich reports (under its media location) onto the NAS as this machine sees it."""
-        relative = PurePosixPath(original_path).relative_to(self.media_location)
+        try:
+            relative = PurePosixPath(original_path).relative_to(self.media_location)
+        except ValueError:
+            raise AssertionError(f"Immich stored an asset at {original_path}, which is not under the media location "
+                                 f"the suite was given ({self.media_location}): set media_location (the live "
+                                 "settings) to the server's IMMICH_MEDIA_LOCATION") from None
         return self.nas_root.joinpath(*relative.parts)
 
     def nas_upload_files(self) -> set[Path]:
@@ -117,12 +129,31 @@ class Target(ABC):
         upload = self.nas_root / "upload"
         return {p for p in upload.rglob("*") if p.is_file() and p.name != ".immich"} if upload.exists() else set()
 
+    def wait_no_new_upload_files(self, before: set[Path], what: str, timeout: float = NAS_SETTLE_SECONDS) -> None:
+        """Wait until no file is under upload/ that was not in ``before``. Immich writes what it receives there and
+        removes what it does not keep in background jobs after its answer, so a look made at once proves nothing."""
+        try:
+            wait_until(lambda: not (self.nas_upload_files() - before), timeout=timeout, interval=0.1, what=what)
+        except WaitTimeout:
+            new = sorted(str(p) for p in self.nas_upload_files() - before)
+            raise AssertionError(f"{what}: after {timeout:.0f}s the NAS still holds {len(new)} new file(s): "
+                                 f"{', '.join(new[:5])}") from None
+
     def split_horizon(self) -> tuple[str, str | None]:
         """Which side of split-horizon DNS the suite runs on ("lan" or "internet") and the node's LAN address."""
         raise TargetUnsupported(f"the {self.name} target has no public DNS name to resolve")
 
     def may_send_over_limit_externally(self) -> None:
         """Raise TargetUnsupported where a body over the edge limit must not go to the public hostname."""
+        return None
+
+    def dead_components(self) -> list[Death]:
+        """The components that exited while the target was up (a target that starts nothing: none)."""
+        return []
+
+    def storage_problem(self, marks: LogMarks | None = None) -> str | None:
+        """One line saying why the NAS cannot take files (read-only, full), where this machine can tell; else None.
+        ``marks``: also look in the server's log since then for a write error it met."""
         return None
 
     def log_marks(self) -> LogMarks:
@@ -147,14 +178,21 @@ class Target(ABC):
         Logs are written late (buffers) but in order. So a sentinel request is sent to the component after the
         request in question, and the verdict waits until the sentinel shows in the log: by then the marker would
         show too, had the component received it. A "not seen" is therefore never just a log not yet flushed.
+        The sentinel is a request each component logs (Immich: an API request it answers 200, logged at debug);
+        a "not seen" from Immich means something only for a request Immich would log (docs/request-evidence.md).
         """
+        return bool(self.log_lines_with(component, marker, marks, timeout))
+
+    def log_lines_with(self, component: str, marker: str, marks: LogMarks, timeout: float = 15.0) -> list[str]:
+        """The lines of ``component``'s log since ``marks`` that hold ``marker``, once the log is known complete up to
+        now (the sentinel of ``seen_by``)."""
         sentinel = f"conformance-sentinel-{uuid.uuid4().hex}"
         url = self.sentinel_url(component)
         httpx.get(f"{url}{'&' if '?' in url else '?'}{sentinel}=1", timeout=10)
         hint = SENTINEL_HINTS.get(component, "")
         log = wait_until(lambda: (text := self.logs_since(marks).get(component, "")) and sentinel in text and text,
                          timeout=timeout, interval=0.1, what=f"{component}'s log to show the sentinel request{hint}")
-        return marker in log
+        return [line for line in log.splitlines() if marker in line]
 
     # --- what only a Kubernetes cluster has (the cluster target overrides these) ----------------------------------
     def _cluster_only(self, what: str) -> TargetUnsupported:
@@ -185,7 +223,8 @@ class Target(ABC):
     def unmount_nas(self) -> None:
         raise self._cluster_only("taking the NAS away")
 
-    def mount_nas(self) -> None:
+    def mount_nas(self) -> bool:
+        """The NAS back in place; False when it already was."""
         raise self._cluster_only("putting the NAS back")
 
     def require_network_policy_enforcement(self) -> None:
@@ -193,6 +232,11 @@ class Target(ABC):
 
     def can_connect(self, source: str, destination: str) -> bool:
         raise self._cluster_only("connecting pod to pod")
+
+    def admission_of_privileged_pod(self) -> str:
+        """What the cluster answers when asked (server-side dry run: nothing is created) to admit a privileged pod
+        into the stack's namespace: its refusal, or "" when it would admit it."""
+        raise self._cluster_only("asking the cluster to admit a pod")
 
     @abstractmethod
     def close(self) -> None:

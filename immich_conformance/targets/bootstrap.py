@@ -5,9 +5,7 @@ from __future__ import annotations
 import secrets
 
 from .base import Endpoint
-
-API_KEY_ENV = "IMMICH_CONFORMANCE_API_KEY"
-"""The API key of a deployment another process set up and bootstrapped (``--deployed``)."""
+from .credentials import API_KEY_ENV  # noqa: F401 - the API key of a deployment another process set up (--deployed)
 
 
 class BootstrapError(RuntimeError):

@@ -10,11 +10,12 @@ NodePorts; the origin proxy through ``kubectl port-forward``; the NAS through th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -22,78 +23,113 @@ import yaml
 
 from .. import STACK_DIR
 from ..access_keys import KeyRing
-from ..kube import Kube, KubeError
-from ..procs import ManagedProcess, WaitTimeout, free_port, port_open, wait_until
-from ..versions import IMMICH_IMAGE_NAMES, immich_image_at
+from ..conditions import all_of, pods_ready, port_answers
+from ..kube import CrashLoop, Kube, KubeError
+from ..netpolicy.probes import connects
+from ..procs import ManagedProcess, ProcessDied, WaitTimeout, free_port, port_open, port_taken, wait_until
+from ..stack_checks.rendering import StackConfigError
+from ..versions import IMMICH_IMAGE_NAMES
 from .base import Endpoint, LogMarks, Target, TargetUnsupported
-from .bootstrap import API_KEY_ENV, bootstrap_user
+from .bootstrap import bootstrap_user
+from .credentials import API_KEY_ENV, secret
+from .ownership import OwnershipError, check_ownership, mark, namespace_way_out, prune
+from .stack_source import Placement, StackSource, dump, ensure_test_secrets, host_folders
 
-NAMESPACE = "immich"
-OVERLAYS = STACK_DIR / "overlays"
 DEFAULT_OVERLAY = "ci"
-KIND_OVERLAY = STACK_DIR / "overlays" / "kind"
 COMPONENTS = ("origin-proxy", "immich-server", "edge-standin", "immich-machine-learning", "immich-postgres",
               "immich-redis")
 SERVICE_PORTS = {"origin-proxy": 8080, "immich-server": 2283, "immich-postgres": 5432, "immich-redis": 6379,
                  "immich-machine-learning": 3003, "edge-standin": 8080}
-PYTHON_IN_IMAGES = "/opt/venv/bin/python"  # the project's Python images (immich_conformance.images.recipes)
 POSTGRES_UID = 999
 TEST_DATA_MARKER = ".immich-conformance-test-data"
 # For a run against a cluster whose node is this very machine (the offline cluster, deployed by another run).
 NODE_ADDRESS_ENV = "IMMICH_CONFORMANCE_NODE_ADDRESS"
 NODE_LOCAL_ENV = "IMMICH_CONFORMANCE_NODE_LOCAL"
 ROLLOUT_TIMEOUT = 300.0
-
-
-def set_immich_tag(rendered: str, tag: str) -> str:
-    """Rendered manifests with the Immich server and machine-learning images at ``tag``."""
-    docs = [d for d in yaml.safe_load_all(rendered) if d]
-    for doc in docs:
-        for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-            container["image"] = immich_image_at(container["image"], tag) or container["image"]
-    return yaml.safe_dump_all(docs)
+ROUTE_TIMEOUT = 60.0  # a fresh pod Ready -> the Service routing to it
+PORT_ATTEMPTS = 3  # port-forwards started on new ports when another process takes the one chosen
+PORT_FORWARD_TIMEOUT = 30.0
 
 
 class ClusterSetupError(RuntimeError):
     """The cluster target cannot start as asked; the message says what to fix."""
 
 
-def overlay_settings() -> dict[str, str]:
-    doc = yaml.safe_load((KIND_OVERLAY / "settings.yaml").read_text())
-    return {k: str(v) for k, v in doc["data"].items()}
-
-
 class ClusterTarget(Target):
     name = "cluster"
 
     def __init__(self, *, kubeconfig: Path | None, offline: bool, keep: bool = False, deploy: bool = True,
-                 immich_tag: str | None = None, overlay: str = DEFAULT_OVERLAY,
+                 source: StackSource | None = None, placement: Placement | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
         self.kubeconfig = kubeconfig
-        self.overlay = overlay
-        self.immich_tag = immich_tag
+        self.source = source or StackSource(DEFAULT_OVERLAY)
+        self.placement = placement or Placement()
         self.offline = offline
         self.keep = keep
         self.deploy = deploy
-        self._progress = progress or (lambda message: None)
+        self.persists_between_runs = not deploy  # --deployed: a deployment that outlives the run
+        self.progress: Callable[[str], None] = progress or (lambda message: None)
         self._cluster = None
         self._port_forward: ManagedProcess | None = None
         self._origin: Endpoint | None = None
         self._enforces_policy: bool | None = None
+        self._folders: dict[str, str] | None = None
+        self._connected = False
+        self.applied: list[dict] = []
+        self.rolled: list[str] = []  # the Deployments whose pods the last apply_release replaces
         self.timings: dict[str, float] = {}
+
+    @property
+    def namespace(self) -> str:
+        return self.placement.namespace
+
+    @property
+    def immich_tag(self) -> str | None:
+        return self.source.immich_tag
 
     # --- lifecycle -------------------------------------------------------------------------------------------------
     def _start(self) -> None:
         started = time.monotonic()
+        self._connect()
+        if self.deploy:
+            self._deploy()
+        self._lan = Endpoint(f"http://{self.node_ip}:{self.kube.node_port('immich-server', 'http')}")
+        edge_port = self.kube.node_port("edge-standin", "app")
+        self._external = Endpoint(f"http://{self.node_ip}:{edge_port}", {"Host": self.public_hostname})
+        # Ready pods reach kube-proxy's NodePort rules a moment later: wait until both node ports answer.
+        wait_until(all_of(self.server_reachable, port_answers(edge_port, self.node_ip)),
+                   timeout=90, interval=0.5, what=f"the NodePorts on {self.node_ip} answering")
+        # A fresh deployment is bootstrapped (an API key in the environment is for another deployment); one already
+        # deployed (--deployed) is tested with the key its deployer hands over.
+        self._api_key = (secret(API_KEY_ENV) if not self.deploy else "") or bootstrap_user(self._lan)
+        self.timings["ready"] = time.monotonic() - started
+        self.progress(f"cluster target ready in {self.timings['ready']:.1f}s: LAN {self._lan.url}, "
+                       f"public hostname {self._external.url} (Host: {self.public_hostname})")
+
+    def preflight(self) -> None:
+        """Everything a deployment checks before its first change (the cluster answers; the namespace, node ports
+        and host folders are free or the suite's), with no change made; ClusterSetupError says what is wrong."""
+        self._connect()
+        self._check_free(self.render(self.source))
+
+    def _connect(self) -> None:
+        """The cluster, answering (the offline one provisioned first), and the edge stand-in's material."""
+        if self._connected:
+            return
+        started = time.monotonic()
+        try:
+            self.placement.check()
+        except StackConfigError as exc:
+            raise ClusterSetupError(str(exc)) from None
         if self.offline:
             from ..cluster import OfflineCluster
             from ..images.build import build_images, default_cache_dir
 
-            self._cluster = OfflineCluster(progress=self._progress)
+            self._cluster = OfflineCluster(progress=self.progress)
             info = self._cluster.up()
             self.kubeconfig = info.kubeconfig
             self.node_ip = info.node_ip
-            images = build_images(None, default_cache_dir(), self._progress)
+            images = build_images(None, default_cache_dir(), self.progress)
             self._cluster.import_images([image.archive for image in images.values()])
             if self.immich_tag:
                 self.import_immich_release(self.immich_tag)
@@ -101,54 +137,88 @@ class ClusterTarget(Target):
         elif self.kubeconfig is None:
             raise ClusterSetupError("--target cluster needs a cluster: --cluster offline (build and run one here) or "
                                     "--kubeconfig PATH / KUBECONFIG (an existing kind or k3s cluster)")
-        self.kube = Kube(self.kubeconfig, NAMESPACE)
-        ready = self.kube.run("get", "--raw", "/readyz", namespaced=False, check=False, timeout=30)
+        elif not Path(self.kubeconfig).is_file():
+            raise ClusterSetupError(f"--kubeconfig {self.kubeconfig}: no such file (kind get kubeconfig > FILE, or "
+                                    "/etc/rancher/k3s/k3s.yaml on a k3s node)")
+        self.kube = Kube(self.kubeconfig, self.namespace)
+        try:
+            ready = self.kube.run("get", "--raw", "/readyz", "--request-timeout=15s", namespaced=False, check=False,
+                                  timeout=30)
+        except KubeError as exc:
+            raise ClusterSetupError(str(exc)) from None
         if ready.returncode != 0:
             raise ClusterSetupError(f"the cluster of {self.kubeconfig} does not answer: "
                                     f"{(ready.stderr or ready.stdout).strip()[:300]}")
         if not self.offline:
             self.node_ip = os.environ.get(NODE_ADDRESS_ENV) or "127.0.0.1"
-        from ..images.edge_material import default_component_dir, prepare_edge_material
-
-        self.material = prepare_edge_material(default_component_dir())
+        self.material = ensure_test_secrets(self.progress)
         self.aud = self.material.aud
         self.team_domain = self.material.team_domain
         self.public_hostname = self.material.public_hostname
-        if self.deploy:
-            self._deploy()
-        self._lan = Endpoint(f"http://{self.node_ip}:{self.kube.node_port('immich-server', 'http')}")
-        self._external = Endpoint(f"http://{self.node_ip}:{self.material.node_port}",
-                                  {"Host": self.public_hostname})
-        # Ready pods reach kube-proxy's NodePort rules a moment later: wait until both node ports answer.
-        wait_until(lambda: self.server_reachable() and port_open(self.material.node_port, self.node_ip),
-                   timeout=90, interval=0.5, what=f"the NodePorts on {self.node_ip} answering")
-        self._api_key = os.environ.get(API_KEY_ENV) or bootstrap_user(self._lan)
-        self.timings["ready"] = time.monotonic() - started
-        self._progress(f"cluster target ready in {self.timings['ready']:.1f}s: LAN {self._lan.url}, "
-                       f"public hostname {self._external.url} (Host: {self.public_hostname})")
+        self._connected = True
 
     def _deploy(self) -> None:
+        """A fresh test deployment. Everything is checked before the first change: the namespace and every object
+        in it are the suite's (or absent), the node ports and host folders are free."""
         began = time.monotonic()
-        if self.kube.run("get", "namespace", NAMESPACE, namespaced=False, check=False).returncode == 0:
-            self._progress(f"deleting the previous namespace {NAMESPACE}")
-            self.kube.run("delete", "namespace", NAMESPACE, "--wait=true", namespaced=False, timeout=300)
-        self._prepare_host_folders()
-        self._ensure_overlay_secrets()
-        self._progress(f"applying stack/overlays/{self.overlay}"
-                       f"{f' with Immich {self.immich_tag}' if self.immich_tag else ''}")
-        self.apply_release(self.immich_tag)
-        took = self.kube.wait_rollout(timeout=ROLLOUT_TIMEOUT)
+        docs = self.render(self.source)
+        exists, folders = self._check_free(docs)
+        if exists:
+            self.progress(f"deleting the suite's previous namespace {self.namespace}")
+            self.kube.run("delete", "namespace", self.namespace, "--wait=true", namespaced=False, timeout=300)
+        self._prepare_host_folders(folders)
+        self.progress(f"applying {self.source.origin} overlays/{self.source.overlay}"
+                       f"{f' with Immich {self.immich_tag}' if self.immich_tag else ''} into namespace "
+                       f"{self.namespace}")
+        self._apply(docs)
+        try:
+            took = self.kube.wait_rollout(timeout=ROLLOUT_TIMEOUT)
+        except CrashLoop as exc:
+            raise ClusterSetupError(f"the test deployment in namespace {self.namespace} does not start: {exc}") \
+                from None
         self.timings["rollout"] = time.monotonic() - began
-        self._progress(f"every Deployment Available ({took:.1f}s after apply)")
+        self.progress(f"every Deployment Available ({took:.1f}s after apply)")
 
-    def apply_release(self, immich_tag: str | None) -> float:
-        """Apply the overlay, with the Immich server and machine learning at ``immich_tag`` when given (the
-        stack pins both to one release). Returns the time of the apply (for waiting on fresh pods)."""
-        rendered = self.kube.run("kustomize", str(OVERLAYS / self.overlay), namespaced=False).stdout
-        if immich_tag:
-            rendered = set_immich_tag(rendered, immich_tag)
+    def _check_free(self, docs: list[dict]) -> tuple[bool, dict[str, Path]]:
+        """Whether the namespace exists (then it is the suite's), and the host folders, once checked free."""
+        try:
+            exists = check_ownership(self.kube, self.namespace, docs)
+            self._check_node_ports(docs)
+            return exists, self._check_host_folders(docs)
+        except (OwnershipError, KubeError) as exc:
+            raise ClusterSetupError(str(exc)) from None
+
+    def render(self, source: StackSource) -> list[dict]:
+        """The manifests of ``source`` placed as this target deploys them (namespace, node ports, host folders)."""
+        try:
+            return self.placement.apply_to(source.render())
+        except StackConfigError as exc:
+            raise ClusterSetupError(str(exc)) from None
+
+    def _apply(self, docs: list[dict]) -> float:
         applied_at = time.time()
-        self.kube.run("apply", "-f", "-", namespaced=False, stdin=rendered, timeout=180)
+        self.kube.run("apply", "-f", "-", namespaced=False, stdin=dump(mark(docs)), timeout=180)
+        self.applied = docs
+        self._folders = host_folders(docs)
+        return applied_at
+
+    def apply_release(self, source: StackSource) -> float:
+        """Apply ``source`` over the running deployment and delete the suite's objects it no longer has; returns
+        the time of the apply (for waiting on fresh pods of ``rolled``)."""
+        docs = self.render(source)
+        before = self.applied
+        try:
+            if not check_ownership(self.kube, self.namespace, docs):
+                raise ClusterSetupError(f"namespace {self.namespace} is gone: the deployment to upgrade is not there")
+        except OwnershipError as exc:
+            raise ClusterSetupError(str(exc)) from None
+        applied_at = self._apply(docs)
+        for ref in prune(self.kube, keep=docs, was=before):
+            self.progress(f"deleted {ref}: {source.origin} no longer has it")
+        self.source = source
+        old = {d["metadata"]["name"]: d["spec"]["template"] for d in before if d.get("kind") == "Deployment"}
+        self.rolled = [d["metadata"]["name"] for d in docs
+                       if d.get("kind") == "Deployment" and old.get(d["metadata"]["name"]) != d["spec"]["template"]]
         return applied_at
 
     def import_immich_release(self, immich_tag: str) -> None:
@@ -159,29 +229,61 @@ class ClusterTarget(Target):
         from ..images.build import build_images, default_cache_dir
         from ..images.recipes import BuildOptions
 
-        images = build_images(list(IMMICH_IMAGE_NAMES), default_cache_dir(), self._progress,
+        images = build_images(list(IMMICH_IMAGE_NAMES), default_cache_dir(), self.progress,
                               options=BuildOptions.for_immich_tag(immich_tag))
         self._cluster.import_images([image.archive for image in images.values()])
 
-    def _prepare_host_folders(self) -> None:
-        """A fresh NAS library and internal drive on the node (the node is this machine, or kind's mounts).
+    def _check_node_ports(self, docs: list[dict]) -> None:
+        """A node port the manifests fix must not be held by a Service outside this namespace."""
+        wanted = {p["nodePort"]: d["metadata"]["name"] for d in docs if d.get("kind") == "Service"
+                  for p in d["spec"].get("ports", []) if "nodePort" in p}
+        if not wanted:
+            return
+        for svc in self.kube.get("services", "--all-namespaces", namespaced=False)["items"]:
+            if svc["metadata"]["namespace"] == self.namespace:
+                continue
+            for port in svc["spec"].get("ports", []):
+                if port.get("nodePort") in wanted:
+                    raise ClusterSetupError(
+                        f"node port {port['nodePort']} (Service {wanted[port['nodePort']]}) is already taken by "
+                        f"Service {svc['metadata']['namespace']}/{svc['metadata']['name']}. Nothing was changed. "
+                        f"{namespace_way_out(svc['metadata']['namespace'])}")
 
-        Only folders the suite made itself (a marker file beside each) are emptied: anything else there is
-        someone's data, and the deployment stops with a message instead.
-        """
-        settings = overlay_settings()
-        nas, pg, models = (self.host_path(settings[k]) for k in ("nasLibraryPath", "postgresDataPath",
-                                                                 "modelCachePath"))
-        for folder in (nas, pg, models):
+    def _check_host_folders(self, docs: list[dict]) -> dict[str, Path]:
+        """The deployment's host folders on this machine, refused when they hold anything the suite did not make
+        or when a pod outside this namespace mounts them."""
+        node_paths = host_folders(docs)
+        folders = {key: self.host_path(path) for key, path in node_paths.items()}
+        for folder in folders.values():
             marker = folder.with_name(folder.name + TEST_DATA_MARKER)
-            if folder.exists() and any(folder.iterdir()) and not marker.exists():
-                raise ClusterSetupError(f"{folder} holds data the suite did not make: the test deployment would "
-                                        "overwrite it. Move it away, or point stack/overlays/kind at other folders.")
+            if folder.exists() and not marker.exists():
+                raise ClusterSetupError(
+                    f"{folder} exists and was not made by the suite (no {marker.name} beside it): it may be your "
+                    f"Immich's data, and a test deployment would overwrite it. Nothing was changed. "
+                    f"{namespace_way_out(self.namespace)}")
+        for pod in self.kube.get("pods", "--all-namespaces", namespaced=False)["items"]:
+            if pod["metadata"]["namespace"] == self.namespace:
+                continue
+            for volume in pod["spec"].get("volumes", []):
+                used = (volume.get("hostPath") or {}).get("path", "")
+                clash = [p for p in node_paths.values() if used and (p == used or p.startswith(used.rstrip("/") + "/")
+                                                            or used.startswith(p.rstrip("/") + "/"))]
+                if clash:
+                    raise ClusterSetupError(
+                        f"host folder {clash[0]} is in use by pod {pod['metadata']['namespace']}/"
+                        f"{pod['metadata']['name']} ({used}). Nothing was changed. "
+                        f"{namespace_way_out(pod['metadata']['namespace'])}")
+        return folders
+
+    def _prepare_host_folders(self, folders: dict[str, Path]) -> None:
+        """A fresh NAS library and internal drive on the node, each marked as the suite's (only checked folders)."""
+        for folder in folders.values():
+            marker = folder.with_name(folder.name + TEST_DATA_MARKER)
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             marker.write_text("made by the Immich conformance suite for a test deployment; emptied on each one\n")
-        os.chown(pg, POSTGRES_UID, POSTGRES_UID)
-        pg.chmod(0o700)
+        os.chown(folders["postgres"], POSTGRES_UID, POSTGRES_UID)
+        folders["postgres"].chmod(0o700)
 
     def host_path(self, node_path: str) -> Path:
         """Where a node path is on this machine: the same path on the offline node, kind's extraMounts otherwise."""
@@ -194,23 +296,6 @@ class ClusterTarget(Target):
                 if node_path == inside or node_path.startswith(inside + "/"):
                     return Path(mount["hostPath"]) / node_path[len(inside):].lstrip("/")
         raise TargetUnsupported(f"no kind extraMount in stack/kind/cluster.yaml holds {node_path}")
-
-    def _ensure_overlay_secrets(self) -> None:
-        """The kind overlay's git-ignored secret files: made for this test deployment when they are missing."""
-        folder = KIND_OVERLAY / "secrets"
-        for example in folder.glob("*.env.example"):
-            target = example.with_suffix("")
-            if target.exists():
-                continue
-            text = example.read_text()
-            text = "\n".join(
-                f"{line.split('=', 1)[0]}={secrets.token_hex(16)}" if line.startswith(("DB_PASSWORD=",
-                                                                                          "TUNNEL_TOKEN="))
-                else line for line in text.splitlines()
-            ) + "\n"
-            target.write_text(text)
-            target.chmod(0o600)
-            self._progress(f"made {target.relative_to(STACK_DIR.parent)} for this test deployment")
 
     def close(self) -> None:
         if self._port_forward is not None:
@@ -225,15 +310,40 @@ class ClusterTarget(Target):
     def origin(self) -> Endpoint:
         """The origin proxy Service, through a port-forward (ClusterIPs are not routable from every host)."""
         if self._origin is None:
+            port = self._forward_origin_proxy()
+            self._origin = Endpoint(f"http://127.0.0.1:{port}", {"Host": self.public_hostname})
+        return self._origin
+
+    def _forward_origin_proxy(self) -> int:
+        """Start ``kubectl port-forward`` on a free local port; the port is chosen, then bound by kubectl, so when
+        another process takes it first, start again on a new port, at most ``PORT_ATTEMPTS`` times."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
             port = free_port()
-            self._port_forward = ManagedProcess(
+            forward = ManagedProcess(
                 "port-forward-origin-proxy",
                 self.kube.argv("port-forward", "service/origin-proxy", f"{port}:8080", "--address", "127.0.0.1"),
                 log_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"immich-conformance-port-forward-{port}.log",
-            ).start()
-            self._port_forward.wait_ready(lambda: port_open(port), timeout=30)
-            self._origin = Endpoint(f"http://127.0.0.1:{port}", {"Host": self.public_hostname})
-        return self._origin
+            )
+            offset = forward.log_size()  # the log file may hold an earlier run's lines
+            self._port_forward = forward.start()
+            try:
+                forward.wait_ready(partial(_forwarding, forward, port, offset), timeout=PORT_FORWARD_TIMEOUT)
+                return port
+            except (ProcessDied, WaitTimeout):
+                forward.stop()
+                self._port_forward = None
+                taken = next((line.strip() for line in forward.log_since(offset).splitlines() if port_taken(line)),
+                             None)
+                if taken is None:
+                    raise
+                if attempt == PORT_ATTEMPTS:
+                    raise ClusterSetupError(
+                        f"kubectl port-forward to the origin proxy found its local port taken {PORT_ATTEMPTS} times "
+                        f"(last: {taken}); find what opens many loopback ports on this machine, or run again once "
+                        "it is done") from None
+                self.progress(f"port {port} was taken by another process before kubectl port-forward bound it; "
+                              f"forwarding again on a new port (attempt {attempt + 1} of {PORT_ATTEMPTS})")
+        raise AssertionError("PORT_ATTEMPTS must be at least 1")
 
     @property
     def service_token_headers(self) -> dict[str, str]:
@@ -244,7 +354,9 @@ class ClusterTarget(Target):
 
     @property
     def nas_root(self) -> Path:
-        return self.host_path(overlay_settings()["nasLibraryPath"])
+        if self._folders is None:  # a deployment made by another run (--deployed): as it runs
+            self._folders = host_folders(self.kube.deployments())
+        return self.host_path(self._folders["nas"])
 
     def sentinel_url(self, component: str) -> str:
         if component == "origin-proxy":
@@ -275,11 +387,24 @@ class ClusterTarget(Target):
         return self.kube.wait_rollout(since=since, timeout=timeout, names=names)
 
     def restart(self, deployment: str) -> float:
-        """Delete the Deployment's pods and wait for fresh ones to be Ready; seconds taken."""
+        """Delete the Deployment's pods, wait for fresh ones to be Ready and for Immich to serve again through its
+        NodePort (kube-proxy routes to a new pod a moment after it is Ready; Immich reconnects to a new database);
+        seconds taken."""
         since = time.time()
         selector = self.deployments()[deployment]["spec"]["selector"]["matchLabels"]
         self.kube.run("delete", "pods", "-l", ",".join(f"{k}={v}" for k, v in selector.items()), "--wait=false")
-        return self.wait_available([deployment], since=since)
+        self.wait_available([deployment], since=since)
+        wait_until(self.serves_api, timeout=ROUTE_TIMEOUT, interval=0.5,
+                   what=f"Immich answering an API request on {self._lan.url} after {deployment} restarted")
+        return time.time() - since
+
+    def serves_api(self) -> bool:
+        """Immich answers an authenticated request (one that reads its database) through the NodePort."""
+        try:
+            return httpx.get(f"{self._lan.url}/api/users/me", headers={"x-api-key": self.api_key},
+                             timeout=3).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def restart_without_waiting(self, deployment: str) -> float:
         since = time.time()
@@ -291,7 +416,7 @@ class ClusterTarget(Target):
         """True when no pod of ``deployment`` created after ``since`` becomes Ready within ``seconds``."""
         selector = self.deployments()[deployment]["spec"]["selector"]["matchLabels"]
         try:
-            wait_until(lambda: self.kube.ready_pods(selector, since=since), timeout=seconds, interval=1.0,
+            wait_until(pods_ready(self.kube, selector, since=since), timeout=seconds, interval=1.0,
                        what=f"a Ready {deployment} pod")
         except WaitTimeout:
             return True
@@ -302,9 +427,14 @@ class ClusterTarget(Target):
         nas = self.nas_root
         nas.rename(nas.with_name(nas.name + ".unmounted"))
 
-    def mount_nas(self) -> None:
+    def mount_nas(self) -> bool:
+        """The NAS share back in place; False when it already was."""
         nas = self.nas_root
-        nas.with_name(nas.name + ".unmounted").rename(nas)
+        away = nas.with_name(nas.name + ".unmounted")
+        if nas.exists() or not away.exists():
+            return False
+        away.rename(nas)
+        return True
 
     def tunnel_destinations(self) -> list[str]:
         """Where the tunnel (the edge stand-in in cloudflared's place) delivers: every --origin it is given."""
@@ -314,14 +444,16 @@ class ClusterTarget(Target):
 
     def can_connect(self, source: str, destination: str) -> bool:
         """Whether a TCP connection from a pod of ``source`` to ``destination``'s Service port succeeds."""
-        port = SERVICE_PORTS[destination]
-        probe = (f"import socket,sys\ntry:\n socket.create_connection(('{destination}',{port}),3).close()\n"
-                 "except OSError:\n sys.exit(1)")
-        result = self.kube.run("exec", f"deployment/{source}", "--", PYTHON_IN_IMAGES, "-c", probe,
-                               check=False, timeout=30)
-        if result.returncode not in (0, 1):
-            raise KubeError(f"cannot probe from {source}: {result.stderr.strip()}")
-        return result.returncode == 0
+        return connects(self.kube, source, destination, SERVICE_PORTS[destination])
+
+    def admission_of_privileged_pod(self) -> str:
+        image = self.deployments()["immich-server"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "conformance-privileged-probe", "namespace": self.namespace},
+               "spec": {"containers": [{"name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
+                                        "securityContext": {"privileged": True}}]}}
+        result = self.kube.run("create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod), check=False)
+        return "" if result.returncode == 0 else result.stderr.strip()
 
     def require_network_policy_enforcement(self) -> None:
         if self._enforces_policy is None:
@@ -341,3 +473,9 @@ class ClusterTarget(Target):
             return httpx.get(f"{self._lan.url}/api/server/ping", timeout=3).status_code == 200
         except httpx.HTTPError:
             return False
+
+
+def _forwarding(forward: ManagedProcess, port: int, offset: int) -> bool:
+    """kubectl's own "Forwarding from" line for ``port``, not just an open port: a process that took the port answers
+    on it too."""
+    return port_open(port) and f"Forwarding from 127.0.0.1:{port}" in forward.log_since(offset)

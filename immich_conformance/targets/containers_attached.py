@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 from ..containers import cleanup, engine
 from ..containers.engine import ContainersError
 from .base import Endpoint, Target
-from .bootstrap import API_KEY_ENV
 from .containers import ContainersSandbox
+from .credentials import API_KEY_ENV, secret
 
 RUN_FILE_ENV = "IMMICH_CONFORMANCE_CONTAINERS_RUN"
 _HOW = (f"start the run first (immich-conformance rehearse --runtime containers runs one) and set {RUN_FILE_ENV} "
@@ -26,6 +26,8 @@ _HOW = (f"start the run first (immich-conformance rehearse --runtime containers 
 
 class AttachedContainers(ContainersSandbox):
     """The containers of a running containers run, by its run file."""
+
+    persists_between_runs = True
 
     def __init__(self, run_file: Path, api_key: str | None, progress: Callable[[str], None] | None = None) -> None:
         super().__init__(progress=progress)
@@ -37,7 +39,7 @@ class AttachedContainers(ContainersSandbox):
         run_file = os.environ.get(RUN_FILE_ENV)
         if not run_file:
             raise ContainersError(f"--deployed with --runtime containers tests a run that is already up: {_HOW}")
-        return cls(Path(run_file), os.environ.get(API_KEY_ENV), progress)
+        return cls(Path(run_file), secret(API_KEY_ENV) or None, progress)
 
     def start(self) -> AttachedContainers:
         # The base's start, not the owner's: no signal handlers, nothing to remove at exit.
@@ -71,7 +73,7 @@ class AttachedContainers(ContainersSandbox):
         self.public_hostname = self.material.public_hostname
         self.client = engine.connect()
         try:
-            self._wrapped = {name: self.client.containers.get(f"{self.prefix}-{name}") for name in names}
+            self.containers.running = {name: self.client.containers.get(f"{self.prefix}-{name}") for name in names}
         except NotFound as exc:
             raise ContainersError(f"the run {self.run_id} lacks a container it listed: {exc}") from None
         host = {"Host": self.public_hostname}

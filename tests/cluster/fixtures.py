@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 
 from immich_conformance.cluster import ClusterError, KubeApi
 from immich_conformance.images.oci import ImageConfig, PackedImage, pack_image
 from immich_conformance.procs import wait_until
+from immich_conformance.targets.cluster import ClusterTarget
+from immich_conformance.targets.stack_source import Placement
 
 BUSYBOX_IMAGE = "localhost/immich-conformance/busybox:test"
 BUSYBOX = Path("/bin/busybox")
@@ -68,3 +71,13 @@ def run_pod(api: KubeApi, namespace: str, name: str, script: str, *, timeout: fl
     phase = wait_until(finished, timeout=timeout + 30, interval=0.5, what=f"pod {namespace}/{name} to finish")
     logs = api.kubectl("logs", "-n", namespace, name)
     return phase, logs
+
+
+def deployed_stack(namespace: str, scratch: PurePosixPath) -> Iterator[ClusterTarget]:
+    """The ci overlay deployed by the cluster target into ``namespace`` on the offline cluster (which enforces
+    NetworkPolicy); the namespace deleted afterwards. For a module fixture: ``yield from deployed_stack(...)``."""
+    target = ClusterTarget(kubeconfig=None, offline=True, placement=Placement(namespace, scratch), progress=print)
+    with target:
+        target.require_network_policy_enforcement()
+        yield target
+        target.kube.run("delete", "namespace", namespace, "--wait=true", namespaced=False, check=False, timeout=300)

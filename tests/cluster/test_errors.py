@@ -61,3 +61,16 @@ def test_component_that_never_gets_ready_shows_its_log(tmp_path: Path) -> None:
     finally:
         daemon.stop()
     assert not daemon.alive()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--kubeconfig", "/nonexistent/kubeconfig"), "--kubeconfig /nonexistent/kubeconfig: no such file"),
+    (("--kubeconfig", "/dev/null", "--namespace", "immich-test"), "--namespace immich-test needs --scratch DIR"),
+], ids=["missing-kubeconfig", "namespace-without-scratch"])
+def test_a_cluster_run_that_cannot_start_says_why_in_one_line(pytester: pytest.Pytester, args: tuple[str, ...],
+                                                               message: str) -> None:
+    pytester.makepyfile(test_one="def test_one(target):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "immich_conformance.pytest_plugin", "--target", "cluster", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([f"*--target cluster: {message}*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -120,3 +120,13 @@ def test_expansion_and_quantities() -> None:
     assert parse_quantity("512Mi", "x") == 512 * 2**20 and parse_quantity("1G", "x") == 10**9
     with pytest.raises(TranslationError, match="not a quantity"):
         parse_quantity("12 parsecs", "limits.memory")
+
+
+def test_redis_runs_with_the_password_its_secret_holds_and_the_server_is_given(
+        rendered: list[dict[str, Any]]) -> None:
+    spec = translate(rendered)
+    password = _secret(rendered, "immich-redis-password", "REDIS_PASSWORD")
+    redis = spec.containers["immich-redis"]
+    assert redis.command == ["--requirepass", password]  # $(REDIS_PASSWORD) expanded, as the kubelet does
+    assert redis.env["REDISCLI_AUTH"] == password and "redis-cli" in " ".join(redis.readiness.command)
+    assert spec.containers["immich-server"].env["REDIS_PASSWORD"] == password

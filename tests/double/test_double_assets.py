@@ -59,7 +59,8 @@ def test_same_bytes_again_are_a_duplicate(api: httpx.Client, admin: Account, dou
     again = _upload(api, admin, data, name="renamed.png")
     assert again.status_code == 200
     assert again.json() == {"status": "duplicate", "id": first.json()["id"]}
-    assert files_under(double.media / "upload") == before
+    # The received copy is removed by a background job after the answer (test_double_background_jobs times it).
+    wait_for(lambda: files_under(double.media / "upload") == before, "the duplicate's copy removed")
 
 
 @pytest.mark.parametrize("encoding", ["hex", "base64"])
@@ -87,16 +88,36 @@ def test_checksum_header_is_trusted_without_the_body(admin: Account, double: Dou
     spec.check("POST", "/api/assets", 200, body)
 
 
-def test_validation_failure_keeps_nothing(api: httpx.Client, admin: Account, double: DoubleServer) -> None:
-    before = files_under(double.media / "upload")
-    local_time = _upload(api, admin, os.urandom(10_000), fileCreatedAt="2024-05-01T10:00:00")
-    body = local_time.json()
-    assert local_time.status_code == 400 and body["message"] == "Validation failed"
-    assert [e["path"] for e in body["errors"]] == [["fileCreatedAt"]]
+def test_validation_failure_leaves_the_received_file(api: httpx.Client, admin: Account,
+                                                     double: DoubleServer) -> None:
+    """As Immich: a complete body refused by validation stays under upload/, with no database row."""
+    before = set(files_under(double.media / "upload"))
+    refused: list[bytes] = []
+    for fields in ({"fileCreatedAt": "2024-05-01T10:00:00"}, {"visibility": "public"}, {"isFavorite": "maybe"}):
+        data = os.urandom(10_000)
+        answer = _upload(api, admin, data, **fields)
+        body = answer.json()
+        assert answer.status_code == 400 and body["message"] == "Validation failed", body
+        assert [e["path"] for e in body["errors"]] == [[next(iter(fields))]]
+        refused.append(data)
     missing = api.post("/api/assets", headers={"x-api-key": admin.api_key},
                        files={"assetData": ("a.jpg", b"x" * 100, "image/jpeg")}, data={"fileCreatedAt": "x"})
     assert {tuple(e["path"]) for e in missing.json()["errors"]} == {("fileCreatedAt",), ("fileModifiedAt",)}
-    assert files_under(double.media / "upload") == before
+    refused.append(b"x" * 100)
+    left = set(files_under(double.media / "upload")) - before
+    assert sorted(p.read_bytes() for p in left) == sorted(refused)
+    digests = [hashlib.sha1(data).digest() for data in refused]
+    assert double.db.query("SELECT id FROM assets WHERE checksum = ANY(%s)", (digests,)) == []
+
+
+def test_a_json_body_fails_validation_before_the_missing_file(api: httpx.Client, admin: Account) -> None:
+    answer = api.post("/api/assets", headers={"x-api-key": admin.api_key}, json={"deviceId": "phone"})
+    body = answer.json()
+    assert answer.status_code == 400 and body["message"] == "Validation failed", body
+    assert {tuple(e["path"]) for e in body["errors"]} == {("fileCreatedAt",), ("fileModifiedAt",)}
+    dated = api.post("/api/assets", headers={"x-api-key": admin.api_key},
+                     json={"fileCreatedAt": "2024-05-01T10:00:00Z", "fileModifiedAt": "2024-05-01T10:00:00Z"})
+    assert (dated.status_code, dated.json()) == (400, {"message": "File is required"})
 
 
 def test_no_file_part_and_unsupported_type(api: httpx.Client, admin: Account, double: DoubleServer) -> None:
@@ -127,8 +148,9 @@ def test_a_body_cut_mid_way_leaves_nothing(admin: Account, double: DoubleServer)
             f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 20000000\r\n\r\n".encode()
             + head + os.urandom(2_000_000)
         )
-        # The server has started writing (a temporary file exists) before the connection is cut.
-        wait_for(lambda: [p for p in upload.rglob("*.partial")], "upload in progress on disk")
+        # The server has started writing (the file exists under its final name) before the connection is cut.
+        wait_for(lambda: [p for p in upload.rglob("*") if p.is_file() and p not in before],
+                 "upload in progress on disk")
     finally:
         raw.close()
     wait_for(lambda: sorted(upload.rglob("*")) == before, "nothing left of the cut upload")
@@ -217,6 +239,7 @@ def test_large_upload_is_streamed_to_disk(api: httpx.Client, admin: Account, dou
     ).encode()
     total = len(head) + 20 * len(chunk) + len(tail)
     upload = double.media / "upload"
+    before = set(files_under(upload))
     with socket.create_connection((LOOPBACK, double.port), timeout=10) as raw:
         raw.sendall(
             f"POST /api/assets HTTP/1.1\r\nHost: double\r\nx-api-key: {admin.api_key}\r\nConnection: close\r\n"
@@ -225,12 +248,15 @@ def test_large_upload_is_streamed_to_disk(api: httpx.Client, admin: Account, dou
         )
         for _ in range(10):
             raw.sendall(chunk)
-        partial = wait_for(lambda: [p for p in upload.rglob("*.partial") if p.stat().st_size >= 5 * len(chunk)],
+        growing = wait_for(lambda: [p for p in set(files_under(upload)) - before if p.stat().st_size >= 5 * len(chunk)],
                            "half the body on disk before the rest is sent")
+        assert not growing[0].name.startswith("."), growing  # under its final name while it grows, as Immich
         for _ in range(10):
             raw.sendall(chunk)
         raw.sendall(tail)
         head, raw_body = read_http_reply(raw)
     assert head.startswith("HTTP/1.1 201"), head
-    assert json.loads(raw_body)["status"] == "created"
-    assert not partial[0].exists()  # renamed into place
+    created = json.loads(raw_body)
+    assert created["status"] == "created"
+    info = _info(api, admin, created["id"]).json()
+    assert Path(info["originalPath"]) == growing[0] and growing[0].stat().st_size == 20 * len(chunk)

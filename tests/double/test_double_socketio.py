@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import httpx
@@ -12,6 +13,8 @@ import socketio
 from double_harness import Account, DoubleServer, upload_form
 
 from immich_conformance.double.spec_check import OpenApiSpec
+from immich_conformance.sample_media import unique_png
+from immich_conformance.uploads import ImageSpec
 from immich_conformance.versions import IMMICH_VERSION
 
 Events = list[tuple[str, Any]]
@@ -83,7 +86,7 @@ def test_socket_without_valid_credentials_is_refused(double: DoubleServer, heade
 
 
 def test_upload_is_announced_on_the_socket(double: DoubleServer, admin: Account, spec: OpenApiSpec) -> None:
-    data = os.urandom(4_000)
+    data = ImageSpec.unique().content()  # a JPEG the thumbnail job can decode
 
     def upload() -> None:
         reply = httpx.post(f"{double.url}/api/assets", headers={"x-api-key": admin.api_key}, timeout=10,
@@ -94,3 +97,48 @@ def test_upload_is_announced_on_the_socket(double: DoubleServer, admin: Account,
     announced = [payload for name, payload in events if name == "on_upload_success"]
     assert announced and announced[0]["ownerId"] == admin.user_id
     spec.check("GET", f"/api/assets/{announced[0]['id']}", 200, announced[0])  # an AssetResponseDto
+
+
+
+Arrivals = list[tuple[str, Any, float]]
+
+
+async def _events_during(url: str, headers: dict[str, str], action: Any, seconds: float) -> Arrivals:
+    """Connect, run ``action`` (blocking), and record every ``on_upload_success`` until ``seconds`` after it:
+    (name, payload, monotonic time of arrival)."""
+    client = socketio.AsyncClient(reconnection=False)
+    events: Arrivals = []
+    client.on("on_upload_success", lambda payload: events.append(("on_upload_success", payload, time.monotonic())))
+    await client.connect(url, headers=headers, socketio_path="/api/socket.io", transports=["websocket"],
+                         wait_timeout=5)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, action)
+        await asyncio.sleep(seconds)
+    finally:
+        await client.disconnect()
+    return events
+
+
+def test_the_upload_event_waits_for_thumbnails_and_skips_what_has_none(double: DoubleServer, admin: Account) -> None:
+    """Immich announces an upload once its thumbnails exist (~0.35 s), never for bytes it cannot decode or for a
+    hidden asset."""
+    answered: dict[str, tuple[str, float]] = {}
+
+    def upload() -> None:
+        for name, data, fields in (
+            ("photo", ImageSpec.unique().content(), {}),
+            ("png", unique_png(), {}),
+            ("noise", os.urandom(4_000), {}),
+            ("truncated", ImageSpec.unique(20_000).content()[:-100], {}),
+            ("hidden", ImageSpec.unique().content(), {"visibility": "hidden"}),
+        ):
+            reply = httpx.post(f"{double.url}/api/assets", headers={"x-api-key": admin.api_key}, timeout=10,
+                               **upload_form(data, name=f"{name}.png" if name == "png" else "a.jpg", **fields))
+            assert reply.status_code == 201, reply.text
+            answered[reply.json()["id"]] = (name, time.monotonic())
+
+    events = asyncio.run(_events_during(double.url, {"x-api-key": admin.api_key}, upload, seconds=1.5))
+    announced = {answered[payload["id"]][0]: arrived - answered[payload["id"]][1] for _, payload, arrived in events
+                 if payload["id"] in answered}
+    assert sorted(announced) == ["photo", "png"], announced
+    assert min(announced.values()) >= 0.3, f"announced before its thumbnails could exist: {announced}"

@@ -3,12 +3,15 @@ other fails its migration and exits at every start."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 from double_harness import sign_up_and_log_in, upload_form
+
+from immich_conformance.rehearsal.health import startup_errors
 
 
 def _seed(server: Any) -> tuple[str, list[str]]:
@@ -62,3 +65,24 @@ def test_a_failed_migration_stops_every_start(double_factory: Any) -> None:
     assert [row[0] for row in history] == ["v3.0.3"]
     again = double_factory(db=old.db, media=old.media, IMMICH_DOUBLE_VERSION="v3.0.3").start()
     assert _present(again, api_key, ids) == ids
+
+
+def test_a_logged_migration_error_is_served_on(double_factory: Any) -> None:
+    """The build that only looks healthy: at the first start after the upgrade it logs a failed migration as
+    Immich's DatabaseRepository does, and serves on; the gate's log check finds the line, not on a good upgrade."""
+    old = double_factory(IMMICH_DOUBLE_VERSION="v3.0.3").start()
+    api_key, ids = _seed(old)
+    assert startup_errors(old.log()) == []
+    old.stop()
+    broken = double_factory(db=old.db, media=old.media, IMMICH_DOUBLE_VERSION="v3.1.0",
+                            IMMICH_DOUBLE_FAULT="log-migration-error-on-upgrade").start()
+    assert httpx.get(f"{broken.url}/api/server/version", timeout=5).json()["minor"] == 1
+    assert _present(broken, api_key, ids) == ids
+    errors = startup_errors(broken.log())
+    assert errors and re.search(r"\s+ERROR \[Microservices:DatabaseRepository\] Kysely migrations failed: ",
+                                errors[-1]), broken.log()
+    assert 'WARN [Microservices:DatabaseRepository] Migration "' in errors[0]
+    broken.stop()
+    again = double_factory(db=old.db, media=old.media, IMMICH_DOUBLE_VERSION="v3.1.0",
+                           IMMICH_DOUBLE_FAULT="log-migration-error-on-upgrade").start()
+    assert startup_errors(again.log()) == [], "only the first start after the upgrade logs it"

@@ -230,3 +230,31 @@ def test_the_secrets_come_from_the_generated_material(tmp_path: Path) -> None:
     proxy = objects["Deployment/origin-proxy"]["spec"]["template"]["spec"]
     mount = next(m for m in proxy["containers"][0]["volumeMounts"] if m["name"] == "edge-standin-ca")
     assert settings["JWKS_CA_FILE"] == f"{mount['mountPath']}/ca.pem"
+
+
+def test_a_digest_the_base_pins_stays_out_of_the_ci_overlay(tmp_path: Path) -> None:
+    """Renovate pins each image's digest in stack/base; the ci overlay runs images imported by tag (no registry), so
+    its newTag must drop every such digest, while kind and k3s keep them."""
+    stack_copy = _stack_copy(tmp_path / "stack")
+    base = stack_copy / "base" / "kustomization.yaml"
+    doc = yaml.safe_load(base.read_text())
+    digests = {}
+    for n, image in enumerate(doc["images"]):
+        digests[image["name"]] = image.setdefault("digest", f"sha256:{n:064x}")
+    base.write_text(yaml.safe_dump(doc, sort_keys=False))
+    for overlay in ("kind", "k3s"):
+        images = {split_image(c["image"])[0]: c["image"] for c in _containers(
+            render_overlay(overlay, stack_copy, with_example_secrets=True).documents).values()}
+        assert all(images[name].endswith(f"@{digest}") for name, digest in digests.items() if name in images), images
+    ci_docs = render_overlay("ci", stack_copy, with_example_secrets=True).documents
+    ci = [c["image"] for c in _containers(ci_docs).values()]
+    assert set(ci) == set(image_refs().values()) and not [i for i in ci if "@" in i], ci
+
+
+def test_the_ci_overlay_names_the_releases_of_the_base() -> None:
+    """The ci overlay repeats the Immich and Envoy releases (to drop the base's digests): they must be the base's."""
+    def tags(path: Path) -> dict[str, str]:
+        return {i["name"]: i.get("newTag") for i in yaml.safe_load(path.read_text())["images"]
+                if i["name"] in ("ghcr.io/immich-app/immich-server", "ghcr.io/immich-app/immich-machine-learning",
+                                 "docker.io/envoyproxy/envoy")}
+    assert tags(STACK / "overlays/ci/kustomization.yaml") == tags(STACK / "base/kustomization.yaml")

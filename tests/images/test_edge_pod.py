@@ -24,7 +24,7 @@ from immich_conformance.edge.config import parse_config
 from immich_conformance.images.edge_pod import LaunchError, plan_relays
 from immich_conformance.limits import JWT_HEADER, SERVICE_TOKEN_ID_HEADER, SERVICE_TOKEN_SECRET_HEADER
 from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, port_open
-from immich_conformance.recording_upstream import RecordingUpstream
+from immich_conformance.testing.recording_upstream import RecordingUpstream
 from immich_conformance.tls import write_server_files
 
 POD_ADDRESS = "127.0.0.2"

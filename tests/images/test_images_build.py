@@ -21,7 +21,7 @@ import pytest
 from immich_conformance.images.edge_material import prepare_edge_material
 from immich_conformance.images.recipes import NONROOT_UID, POSTGRES_UID, RECIPES, BuildOptions
 from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, port_open, wait_until
-from immich_conformance.recording_upstream import RecordingUpstream
+from immich_conformance.testing.recording_upstream import RecordingUpstream
 from immich_conformance.versions import ENVOY_VERSION, IMMICH_VERSION
 
 from .support import chroot_argv, resolve_inside, run_in, writable_view

@@ -71,8 +71,16 @@ def test_live_runs_the_harmless_scenarios_and_leaves_nothing(deployment: Sandbox
         ({"side": "moon"}, {}, "side='moon': use lan or internet"),
         ({}, {"IMMICH_API_KEY": ""}, "IMMICH_API_KEY is not set"),
         ({}, {"IMMICH_API_KEY": "wrong-key"}, "refused the API key in IMMICH_API_KEY (Invalid API key)"),
+        ({"lan_url": "http://127.0.0.1:99999"}, {}, "lan_url='http://127.0.0.1:99999': the port must be a number"),
+        ({"public_url": "https://"}, {}, "public_url='https://' has no host name"),
+        ({"media_location": "data"}, {}, "media_location='data': give Immich's IMMICH_MEDIA_LOCATION"),
+        ({}, {"CF_ACCESS_CLIENT_ID": "", "CF_ACCESS_CLIENT_SECRET": ""},
+         "CF_ACCESS_CLIENT_ID and CF_ACCESS_CLIENT_SECRET not set: without an Access service token the internet "
+         "path goes unchecked"),
+        ({}, {"CF_ACCESS_CLIENT_SECRET": ""}, "CF_ACCESS_CLIENT_SECRET not set"),
     ],
-    ids=["unknown key", "missing URL", "bad side", "missing API key", "wrong API key"],
+    ids=["unknown key", "missing URL", "bad side", "missing API key", "wrong API key", "bad port", "empty host",
+         "relative media location", "missing service token", "missing token secret"],
 )
 def test_bad_live_settings_get_one_clear_message(
     deployment: Sandbox, tmp_path: Path, overrides: dict, env_change: dict, expected: str
@@ -82,3 +90,34 @@ def test_bad_live_settings_get_one_clear_message(
     assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
     assert expected in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_lan_only_is_asked_for_and_checks_the_lan_path_alone(deployment: Sandbox, tmp_path: Path) -> None:
+    env = {**secrets(deployment), "CF_ACCESS_CLIENT_ID": "", "CF_ACCESS_CLIENT_SECRET": ""}
+    result = run_live(settings_file(tmp_path, deployment), env, "--lan-only")
+    out = result.stdout
+    assert result.returncode == 0, out[-4000:]
+    assert "--lan-only: the internet path (the public hostname) is not checked in this run" in out
+    assert " passed" in out.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_without_team_domain_only_the_redirect_checks_are_skipped_naming_it(deployment: Sandbox,
+                                                                            tmp_path: Path) -> None:
+    result = run_live(settings_file(tmp_path, deployment, team_domain=None), secrets(deployment))
+    out = result.stdout
+    assert result.returncode == 0, out[-4000:]
+    assert "the live settings give no team_domain" in out
+    assert " failed" not in out
+
+
+@pytest.mark.slow
+def test_a_media_location_that_is_not_the_servers_is_named(deployment: Sandbox, tmp_path: Path) -> None:
+    result = run_live(settings_file(tmp_path, deployment, media_location="/photos"), secrets(deployment),
+                      "-k", "lands_on_the_NAS or byte")
+    out = result.stdout + result.stderr
+    assert result.returncode == 4, out[-4000:]  # stopped before any scenario: a usage error
+    assert f"media_location='/photos' is not where Immich at {deployment.lan.url} stores its files" in out, out[-4000:]
+    assert f"set media_location: {deployment.nas} in the live settings" in out
+    assert "is not in the subpath" not in out, "pathlib's own error, not the suite's"

@@ -21,6 +21,7 @@ import pytest
 from immich_conformance.limits import MAX_BODY_BYTES
 from immich_conformance.tls import write_server_files
 from immich_conformance.uploads import ImageSpec, MultipartUpload
+from loadtests.backoff import ERROR_STREAK, FIRST_WAIT, MAX_WAIT, Backoff, path_is_down
 from loadtests.early_answer import post_lazily
 from loadtests.gate import Measurements, PathFigures, Thresholds, evaluate
 from loadtests.ledger import LedgerBook, UploadLedger, UploadRecord
@@ -103,6 +104,8 @@ def test_a_run_within_every_threshold_passes() -> None:
     ({"incomplete_sources": ["w1"]}, "never reached the master"),
     ({"oversize": {"sent": 20, "answered_413": 19}}, "1 of 20 over-limit bodies were not answered 413"),
     ({"problems": ["3 errors raised inside users"]}, "3 errors raised inside users"),
+    ({"loss": LossReport(checked=598, unverified=2, unreachable="ConnectError")},
+     "2 accepted uploads could not be verified (target unreachable: ConnectError)"),
 ])
 def test_each_broken_threshold_is_named(change: dict[str, Any], expected: str) -> None:
     broken = evaluate(figures(**change), THRESHOLDS)
@@ -156,12 +159,37 @@ def test_without_a_nas_path_the_check_says_it_uses_the_api_only() -> None:
     assert not report.nas_checked and report.lost_or_corrupt == 0 and "API only" in report.method
 
 
+class DyingImmich(FakeImmich):
+    """Answers ``alive`` lookups, then refuses connections."""
+
+    def __init__(self, answers: dict[str, tuple[int, dict[str, Any]]], alive: int) -> None:
+        super().__init__(answers)
+        self.alive = alive
+
+    def asset(self, asset_id: str) -> httpx.Response:
+        if self.alive <= 0:
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+        self.alive -= 1
+        return super().asset(asset_id)
+
+
+def test_a_target_that_stops_answering_ends_the_check_and_counts_what_could_not_be_verified() -> None:
+    target = ConfiguredTarget(lan_url="http://127.0.0.1:1", external_url=None, public_hostname="", api_key="k",
+                              token_id="", token_secret="", nas_path=None, media_location=PurePosixPath("/data"))
+    records = [record(str(n)) for n in range(5)]
+    answers = {r.asset_id: (200, {"checksum": base64.b64encode(r.image.sha1()).decode()}) for r in records}
+    report, present = check_nothing_lost(DyingImmich(answers, alive=2), target, records,  # type: ignore[arg-type]
+                                         progress=lambda m: None)
+    assert (report.checked, report.unverified, report.lost_or_corrupt) == (2, 3, 0)
+    assert "ConnectError" in report.unreachable and present == ["0", "1"]
+
+
 # --- target settings -----------------------------------------------------------------------------------------------
 
 
 def test_target_settings_come_from_the_environment_and_travel_to_workers() -> None:
-    environ = {"IMMICH_CONFORMANCE_API_KEY": "key", "IMMICH_CONFORMANCE_EXTERNAL_URL": "https://photos.example.org",
-               "IMMICH_CONFORMANCE_SERVICE_TOKEN_ID": "id.access", "IMMICH_CONFORMANCE_SERVICE_TOKEN_SECRET": "s"}
+    environ = {"IMMICH_API_KEY": "key", "IMMICH_CONFORMANCE_EXTERNAL_URL": "https://photos.example.org",
+               "CF_ACCESS_CLIENT_ID": "id.access", "CF_ACCESS_CLIENT_SECRET": "s"}
     target = ConfiguredTarget.from_environment("http://192.0.2.10:30283/", environ)
     settings = TargetSettings.from_target(target)
     assert settings.lan.url == "http://192.0.2.10:30283"
@@ -174,9 +202,26 @@ def test_incomplete_target_settings_list_every_problem() -> None:
     with pytest.raises(SettingsError) as caught:
         ConfiguredTarget.from_environment("ftp://x", {"IMMICH_CONFORMANCE_NAS_PATH": "/no/such/folder"})
     text = str(caught.value)
-    for part in ("--host must be an http://", "IMMICH_CONFORMANCE_API_KEY", "IMMICH_CONFORMANCE_EXTERNAL_URL",
-                 "SERVICE_TOKEN_ID", "/no/such/folder"):
+    for part in ("--host must be an http://", "IMMICH_API_KEY", "IMMICH_CONFORMANCE_EXTERNAL_URL",
+                 "CF_ACCESS_CLIENT_ID", "/no/such/folder"):
         assert part in text
+
+
+def test_the_secrets_names_of_earlier_versions_still_work_saying_they_are_deprecated(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from immich_conformance.targets import credentials
+
+    monkeypatch.setattr(credentials, "_warned", set())  # said once per process
+    environ = {"IMMICH_CONFORMANCE_API_KEY": "old-key", "IMMICH_CONFORMANCE_EXTERNAL_URL": "https://photos.example.org",
+               "IMMICH_CONFORMANCE_SERVICE_TOKEN_ID": "id.access", "IMMICH_CONFORMANCE_SERVICE_TOKEN_SECRET": "s"}
+    settings = TargetSettings.from_target(ConfiguredTarget.from_environment("http://192.0.2.10:30283", environ))
+    assert settings.api_key == "old-key"
+    assert settings.service_token_headers and "s" in settings.service_token_headers.values()
+    said = capsys.readouterr().err
+    assert "IMMICH_CONFORMANCE_API_KEY is deprecated, set IMMICH_API_KEY instead" in said
+    new_first = {**environ, "IMMICH_API_KEY": "new-key"}
+    assert TargetSettings.from_target(ConfiguredTarget.from_environment("http://192.0.2.10:30283", new_first)) \
+        .api_key == "new-key"
 
 
 # --- early answers -------------------------------------------------------------------------------------------------
@@ -265,3 +310,36 @@ def test_early_answers_work_over_tls(tmp_path: Path) -> None:
             assert answer.body_bytes_sent == upload.content_length
         else:
             assert answer.body_bytes_sent < MAX_BODY_BYTES // 4
+
+
+# --- backoff -------------------------------------------------------------------------------------------------------
+
+
+def test_a_path_that_keeps_failing_without_an_answer_is_tried_less_and_less_often() -> None:
+    backoff = Backoff()
+    assert backoff.wait == 0
+    starts = [backoff.record(ok=False, down=True) for _ in range(12)]
+    assert starts == [True] + [False] * 11, "only the first failure of a streak says the path went down"
+    waits = []
+    fresh = Backoff()
+    for _ in range(10):
+        fresh.record(ok=False, down=True)
+        waits.append(fresh.wait)
+    assert waits[:4] == [0.25, 0.5, 1.0, 2.0] and waits[-1] == MAX_WAIT and max(waits) == MAX_WAIT
+    fresh.record(ok=True)
+    assert fresh.wait == 0, "one success ends the backoff"
+
+
+def test_errors_that_are_answers_back_off_only_after_a_streak() -> None:
+    backoff = Backoff()
+    starts = [backoff.record(ok=False) for _ in range(ERROR_STREAK - 1)]
+    assert not any(starts) and backoff.wait == 0, "a few 500s are measured, not avoided"
+    assert backoff.record(ok=False) is True and backoff.wait == FIRST_WAIT
+    backoff.record(ok=True)
+    assert backoff.record(ok=False) is False and backoff.wait == 0
+
+
+@pytest.mark.parametrize(("status", "down"), [(None, True), (0, True), (502, True), (503, True), (530, True),
+                                              (201, False), (401, False), (413, False), (500, False)])
+def test_only_no_answer_or_a_gateway_without_its_server_counts_as_down(status: int | None, down: bool) -> None:
+    assert path_is_down(status) is down

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from immich_conformance.access_keys import KeyRing
-from immich_conformance.jwks_endpoint import ControllableJwks
 from immich_conformance.origin_proxy import OriginProxy, ProxySettings
-from immich_conformance.recording_upstream import RecordingUpstream
+from immich_conformance.testing.jwks_endpoint import ControllableJwks
+from immich_conformance.testing.recording_upstream import RecordingUpstream
 from immich_conformance.tls import write_server_files
 
 TEAM = "proxytest.cloudflareaccess.com"

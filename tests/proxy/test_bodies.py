@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from immich_conformance import rawhttp
 from immich_conformance.limits import JWT_HEADER, MAX_BODY_BYTES
 from immich_conformance.origin_proxy import OriginProxy
-from immich_conformance.recording_upstream import RecordingUpstream
+from immich_conformance.testing import rawhttp
+from immich_conformance.testing.recording_upstream import RecordingUpstream
 
 GIB = 1024**3
 

@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from immich_conformance.access_keys import KeyRing
-from immich_conformance.jwks_endpoint import ControllableJwks
 from immich_conformance.limits import JWT_HEADER
 from immich_conformance.origin_proxy import OriginProxy
 from immich_conformance.procs import wait_until
-from immich_conformance.recording_upstream import RecordingUpstream
+from immich_conformance.testing.jwks_endpoint import ControllableJwks
+from immich_conformance.testing.recording_upstream import RecordingUpstream
 
 from .conftest import AUD, TEAM, proxy_settings
 

@@ -8,12 +8,12 @@ import httpx
 import jwt
 import pytest
 
-from immich_conformance import rawhttp
 from immich_conformance import token_forgery as forge
 from immich_conformance.access_keys import KeyRing
 from immich_conformance.limits import ACCESS_COOKIE, JWT_HEADER
 from immich_conformance.origin_proxy import OriginProxy
-from immich_conformance.recording_upstream import RecordingUpstream
+from immich_conformance.testing import rawhttp
+from immich_conformance.testing.recording_upstream import RecordingUpstream
 
 from .conftest import AUD, TEAM, now
 

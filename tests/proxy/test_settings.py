@@ -82,8 +82,14 @@ def test_filled_in_config_keeps_long_uploads_and_the_limit(tmp_path: Path) -> No
     limit = hcm["http_filters"][1]["typed_config"]["max_request_bytes"]
     assert limit == 104857600
     unlimited = [r for r in routes if "typed_per_filter_config" in r]
-    assert [r["match"]["prefix"] for r in unlimited] == ["/api/socket.io"]
-    assert unlimited[0]["match"]["headers"][0]["name"] == "upgrade"
+    assert [r["match"].get("path") for r in unlimited] == ["/api/socket.io/"]
+    conditions = {h["name"]: h for h in unlimited[0]["match"]["headers"]}
+    assert conditions[":method"]["string_match"] == {"exact": "GET"}
+    assert {"upgrade", "content-length", "transfer-encoding"} <= conditions.keys()
+    limited = [r for r in routes if "typed_per_filter_config" not in r]
+    assert all({"upgrade_type": "websocket", "enabled": False} in r["route"]["upgrade_configs"] for r in limited)
+    assert (hcm["normalize_path"], hcm["merge_slashes"]) == (True, True)
+    assert hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
     provider = hcm["http_filters"][0]["typed_config"]["providers"]["cloudflare_access"]
     assert provider["issuer"] == "https://myteam.cloudflareaccess.com"
     assert provider["require_expiration"] is True

@@ -10,7 +10,7 @@ from websockets.sync.client import connect
 
 from immich_conformance.limits import JWT_HEADER
 from immich_conformance.origin_proxy import OriginProxy
-from immich_conformance.recording_upstream import RecordingUpstream
+from immich_conformance.testing.recording_upstream import RecordingUpstream
 
 PATH = "/api/socket.io/?EIO=4&transport=websocket"
 

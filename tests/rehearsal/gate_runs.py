@@ -61,3 +61,18 @@ def assert_failed_upgrade_shows_log(result: subprocess.CompletedProcess[str], re
     assert "Migration from v3.0.3 to v3.1.0 failed" in result.stdout, result.stdout[-6000:]
     assert "the phase 'upgrade to the to release' failed" in result.stdout
     assert "rehearsal FAILED" in result.stdout
+
+
+def assert_logged_error_fails_upgrade(result: subprocess.CompletedProcess[str], reports: Path) -> None:
+    """The new server came up Ready and reported its version, yet the upgrade phase failed quoting the migration
+    error of its start-up log, and every later phase was skipped."""
+    assert result.returncode == 1, result.stdout[-8000:]
+    verdicts = phases(reports)
+    assert verdicts[UPGRADE] == "failed", verdicts
+    later = [k for k in verdicts if k > UPGRADE]
+    assert later and all(verdicts[k] == "skipped" for k in later), verdicts
+    assert "is Ready and reports its version, but its start-up log has 2 error line(s)" in result.stdout, \
+        result.stdout[-6000:]
+    assert re.search(r"ERROR \[Microservices:DatabaseRepository\] Kysely migrations failed: error: ", result.stdout)
+    assert re.search(r'WARN \[Microservices:DatabaseRepository\] Migration "[^"]+" failed', result.stdout)
+    assert "rehearsal FAILED" in result.stdout

@@ -22,8 +22,11 @@ from .gate_runs import rehearse
     ((), "--cluster offline, --kubeconfig PATH / KUBECONFIG, or --runtime containers"),
     (("--runtime", "containers", "--images", "local", "--from", "no-such-ref-or-tag"),
      "'no-such-ref-or-tag' is neither an Immich release tag"),
+    (("--target", "sandbox"), "--target sandbox rehearses in the stack's containers: add --runtime containers"),
+    (("--target", "cluster", "--runtime", "containers"), "--runtime containers runs the stack as containers"),
+    (("--runtime", "cluster"), "--runtime cluster is deprecated, use --target cluster"),
 ], ids=["containers-kubeconfig", "containers-cluster", "cluster-images", "pinned-needs-tags", "pinned-needs-both",
-        "nowhere", "bad-ref"])
+        "nowhere", "bad-ref", "sandbox-needs-containers", "cluster-and-containers", "old-runtime-cluster"])
 def test_options_that_do_not_go_together_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      args: tuple[str, ...], message: str) -> None:
     monkeypatch.delenv("KUBECONFIG", raising=False)

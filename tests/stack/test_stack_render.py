@@ -61,7 +61,7 @@ def stack_copy(tmp_path: Path, stack_dir: Path) -> Path:
 
 def test_missing_secret_files_are_named_with_their_example(stack_copy: Path) -> None:
     missing = missing_secret_files(stack_copy / "overlays" / "k3s")
-    assert {m.path.name for m in missing} == {"database.env", "cloudflared.env"}
+    assert {m.path.name for m in missing} == {"database.env", "redis.env", "cloudflared.env"}
     assert all(m.example is not None and m.example.name == m.path.name + ".example" for m in missing)
     with pytest.raises(StackConfigError) as raised:
         render_overlay("k3s", stack_copy)
@@ -92,7 +92,7 @@ def test_secret_examples_are_committed_and_real_files_ignored(stack_dir: Path) -
     assert "stack/**/secrets/*.env" in gitignore
     for overlay in ("k3s", "kind"):
         sources = secret_sources(stack_dir / "overlays" / overlay)
-        assert sorted(p.name for p in sources) == ["cloudflared.env", "database.env"]
+        assert sorted(p.name for p in sources) == ["cloudflared.env", "database.env", "redis.env"]
         for source in sources:
             assert source.parent.name == "secrets"
             assert source.with_name(source.name + ".example").is_file(), f"{source}.example is not committed"

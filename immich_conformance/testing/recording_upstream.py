@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from .procs import LOOPBACK
+from ..procs import LOOPBACK
 from .thread_server import ThreadedServer
 
 RANGE_PAYLOAD = bytes(range(256)) * 16
@@ -25,6 +25,8 @@ class Seen:
     header_list: list[tuple[str, str]]
     body_bytes: int = 0
     complete: bool = False
+    ended: bool = False
+    """The handler is done with the request: ``body_bytes`` no longer changes."""
     websocket_messages: list[str] = field(default_factory=list)
 
 
@@ -57,6 +59,12 @@ class RecordingUpstream(ThreadedServer):
         seen = Seen(request.method, request.path_qs, dict(request.headers), list(request.headers.items()))
         with self._lock:
             self.seen.append(seen)
+        try:
+            return await self._answer(request, seen)
+        finally:
+            seen.ended = True
+
+    async def _answer(self, request: web.Request, seen: Seen) -> web.StreamResponse:
         if request.path.startswith("/api/socket.io") and request.headers.get("upgrade", "").lower() == "websocket":
             return await self._websocket(request, seen)
         try:

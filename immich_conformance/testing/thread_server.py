@@ -4,13 +4,14 @@ that records what reaches it) that the test process drives and inspects directly
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import threading
 from typing import TypeVar
 
 from aiohttp import web
 
-from .procs import LOOPBACK, free_port
+from ..procs import LOOPBACK
 
 ServerT = TypeVar("ServerT", bound="ThreadedServer")
 
@@ -21,7 +22,12 @@ class ThreadedServer:
     name = "thread-server"
 
     def __init__(self, port: int | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
-        self.port = port or free_port()
+        self._socket: socket.socket | None = None
+        if port is None:  # bound now and handed to the server: no other process can take it before it listens
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.bind((LOOPBACK, 0))
+            port = self._socket.getsockname()[1]
+        self.port = port
         self._ssl = ssl_context
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -40,8 +46,13 @@ class ThreadedServer:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
 
     async def _serve(self) -> None:
         self._runner = web.AppRunner(self.make_app(), access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        await web.TCPSite(self._runner, LOOPBACK, self.port, ssl_context=self._ssl).start()
+        if self._socket is not None:
+            await web.SockSite(self._runner, self._socket, ssl_context=self._ssl).start()
+        else:
+            await web.TCPSite(self._runner, LOOPBACK, self.port, ssl_context=self._ssl).start()

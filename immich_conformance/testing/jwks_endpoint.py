@@ -7,8 +7,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .access_keys import KeyRing
-from .procs import LOOPBACK
+from ..access_keys import KeyRing
+from ..procs import LOOPBACK
 from .thread_server import ThreadedServer
 
 

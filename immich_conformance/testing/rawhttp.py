@@ -82,7 +82,8 @@ def request(
         sock.settimeout(timeout)
         try:
             status, hdrs = reader.status_and_headers()
-            while status is not None and 100 <= status < 200:
+            # 101 Switching Protocols is the last HTTP on the connection: it is the final answer here.
+            while status is not None and 100 <= status < 200 and status != 101:
                 result.interim.append(status)
                 status, hdrs = reader.status_and_headers()
         except (ConnectionResetError, TimeoutError, OSError):
@@ -118,7 +119,7 @@ def _finish(reader: _Reader, result: RawResponse, status: int | None, hdrs: dict
     result.elapsed = time.monotonic() - started
     result.status = status
     result.headers = hdrs
-    if status is not None and method != "HEAD":
+    if status is not None and method != "HEAD" and status != 101:
         result.body = reader.body(hdrs)
     return result
 

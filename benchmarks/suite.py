@@ -1,0 +1,68 @@
+"""Wall time of the README's second command (the whole suite, `pytest`), by test folder.
+
+``python -m benchmarks.suite`` runs `pytest` once with a JUnit report and prints the wall time and, per folder of
+tests/ (and features/), the summed test time, the number of tests and the slowest test. ``--junit FILE`` reads a
+report already written instead (CI's reports/junit.xml). Whether a run is cold or warm is the caches': the offline
+cluster's binaries (~/.cache/immich-conformance/cluster) and images (/var/lib/immich-conformance); run it once after
+clearing them for the cold figure. Prints numbers; asserts nothing. Targets on 2 cores: warm at most 6 min, cold at
+most 20 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+from immich_conformance import REPO_ROOT
+
+
+def folder_of(classname: str, file: str | None) -> str:
+    path = file or classname.replace(".", "/")
+    parts = Path(path).parts
+    if parts and parts[0] == "tests" and len(parts) > 2:
+        return "/".join(parts[:2])
+    return parts[0] if parts else "?"
+
+
+def by_folder(junit: Path) -> tuple[float, dict[str, list[tuple[float, str]]]]:
+    root = ET.parse(junit).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root)
+    total = sum(float(s.get("time", 0)) for s in suites)
+    folders: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for case in root.iter("testcase"):
+        name = f"{case.get('classname')}::{case.get('name')}"
+        folders[folder_of(case.get("classname", ""), case.get("file"))].append((float(case.get("time", 0)), name))
+    return total, folders
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--junit", type=Path, help="read this JUnit report instead of running the suite")
+    args = parser.parse_args()
+    wall = None
+    junit = args.junit
+    if junit is None:
+        junit = Path(tempfile.mkdtemp(prefix="suite-benchmark-")) / "junit.xml"
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+                              cwd=REPO_ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        print((done.stdout.strip().splitlines() or ["(no output)"])[-1])
+    total, folders = by_folder(junit)
+    if wall is not None:
+        print(f"wall time of `pytest`: {wall / 60:.1f} min")
+    print(f"test time in the report: {total / 60:.1f} min")
+    print(f"{'folder':<28}{'time':>9}{'tests':>7}  slowest")
+    for folder, cases in sorted(folders.items(), key=lambda item: -sum(t for t, _ in item[1])):
+        slowest = max(cases)
+        print(f"{folder:<28}{sum(t for t, _ in cases):>8.1f}s{len(cases):>7}  {slowest[0]:.1f}s {slowest[1][-70:]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""What the suite may touch on a cluster: only objects that carry its own mark.
+
+Every object the suite applies carries ``app.kubernetes.io/managed-by: immich-conformance`` (added to the rendered
+manifests at apply time: ``stack/`` itself, which a person applies to their node, carries no such label). Before any
+change, ``check_ownership`` refuses a namespace, or an object the suite would apply over, that exists without that
+label: a production Immich in the same namespace stops the run with a message, nothing changed. ``prune`` deletes
+only labelled objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..kube import Kube
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+OWNER = "immich-conformance"
+OWNED_SELECTOR = f"{MANAGED_BY}={OWNER}"
+# The namespaced kinds the stack (or a person) puts in a namespace, as kubectl names them; what every namespace
+# gets by itself (the default ServiceAccount, the root CA ConfigMap) is not anyone's.
+NAMESPACED_KINDS = ("deployments.apps", "statefulsets.apps", "daemonsets.apps", "jobs.batch", "cronjobs.batch",
+                    "services", "configmaps", "secrets", "persistentvolumeclaims", "networkpolicies.networking.k8s.io",
+                    "serviceaccounts", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
+                    "ingresses.networking.k8s.io")
+EVERY_NAMESPACE_HAS = {("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")}
+# kind as in a manifest -> kind as kubectl names it above
+KIND_NAMES = {"Deployment": "deployments.apps", "StatefulSet": "statefulsets.apps", "DaemonSet": "daemonsets.apps",
+              "Job": "jobs.batch", "CronJob": "cronjobs.batch", "Service": "services", "ConfigMap": "configmaps",
+              "Secret": "secrets", "PersistentVolumeClaim": "persistentvolumeclaims",
+              "NetworkPolicy": "networkpolicies.networking.k8s.io", "ServiceAccount": "serviceaccounts",
+              "Role": "roles.rbac.authorization.k8s.io", "RoleBinding": "rolebindings.rbac.authorization.k8s.io",
+              "Ingress": "ingresses.networking.k8s.io", "Namespace": "namespaces"}
+# Cluster-scoped objects of the stack (kind as in a manifest -> as kubectl names it). Each is named for the namespace
+# it serves (stack_source.Placement), so two placements never share one; prune leaves them alone.
+CLUSTER_SCOPED = {
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies.admissionregistration.k8s.io",
+    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+}
+
+
+class OwnershipError(RuntimeError):
+    """Something the run would change is not the suite's: the message names it and the way out."""
+
+
+def is_owned(obj: dict[str, Any]) -> bool:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY) == OWNER
+
+
+def mark(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifests with the suite's mark on every object and on every pod template (so its pods carry it too)."""
+    marked = []
+    for doc in docs:
+        doc.setdefault("metadata", {}).setdefault("labels", {})[MANAGED_BY] = OWNER
+        template = (doc.get("spec") or {}).get("template")
+        if isinstance(template, dict):
+            template.setdefault("metadata", {}).setdefault("labels", {})[MANAGED_BY] = OWNER
+        marked.append(doc)
+    return marked
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    kind: str  # as kubectl names it (KIND_NAMES values)
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.split('.')[0]}/{self.name}"
+
+
+def refs_of(docs: Iterable[dict[str, Any]]) -> set[ObjectRef]:
+    """The namespaced objects of ``docs``."""
+    return {ObjectRef(KIND_NAMES.get(d["kind"], d["kind"].lower() + "s"), d["metadata"]["name"]) for d in docs
+            if d.get("kind") != "Namespace" and d.get("kind") not in CLUSTER_SCOPED}
+
+
+def foreign_cluster_objects(kube: Kube, docs: Iterable[dict[str, Any]]) -> list[str]:
+    """The cluster-scoped objects ``docs`` would apply that exist without the suite's mark."""
+    foreign = []
+    for doc in docs:
+        kind = CLUSTER_SCOPED.get(doc.get("kind", ""))
+        if kind is None:
+            continue
+        found = kube.run("get", kind, doc["metadata"]["name"], "-o", "json", namespaced=False, check=False)
+        if found.returncode == 0 and not is_owned(json.loads(found.stdout)):
+            foreign.append(f"{kind.split('.')[0]}/{doc['metadata']['name']}")
+        elif found.returncode != 0 and "NotFound" not in found.stderr and "not found" not in found.stderr:
+            raise OwnershipError(f"cannot read {kind} {doc['metadata']['name']}: {found.stderr.strip()[:300]}")
+    return foreign
+
+
+def namespace_way_out(namespace: str) -> str:
+    return (f"Nothing was changed. To test beside it, run the suite in a namespace of its own: --namespace "
+            f"{namespace}-conformance --scratch DIR (a node folder for the test's NAS, database and model cache)")
+
+
+def check_ownership(kube: Kube, namespace: str, docs: list[dict[str, Any]]) -> bool:
+    """Refuse, before any change, a namespace or object that exists without the suite's mark. Returns whether the
+    namespace exists (then it is the suite's, from an earlier run)."""
+    found = kube.run("get", "namespace", namespace, "-o", "json", namespaced=False, check=False)
+    exists = found.returncode == 0
+    if not exists and "NotFound" not in found.stderr and "not found" not in found.stderr:
+        raise OwnershipError(f"cannot read namespace {namespace}: {found.stderr.strip()[:300]}")
+    if exists and not is_owned(json.loads(found.stdout)):
+        raise OwnershipError(f"namespace {namespace} exists and was not made by the suite (it has no label "
+                             f"{OWNED_SELECTOR}): it may hold your Immich. {namespace_way_out(namespace)}")
+    foreign_cluster = foreign_cluster_objects(kube, docs)
+    if foreign_cluster:
+        raise OwnershipError(f"{', '.join(foreign_cluster)} exist(s) and was not made by the suite: the stack in "
+                             f"namespace {namespace} would replace it. {namespace_way_out(namespace)}")
+    if not exists:
+        return False
+    foreign = foreign_objects(kube)
+    if foreign:
+        shown = ", ".join(str(ref) for ref in sorted(foreign, key=str)[:12])
+        raise OwnershipError(f"namespace {namespace} is the suite's, but holds objects it did not make ({shown}): "
+                             f"move them out of it, or use another namespace (--namespace). Nothing was changed.")
+    return True
+
+
+def foreign_objects(kube: Kube) -> set[ObjectRef]:
+    """Objects of the namespace that lack the suite's mark (what a person added to it), besides what every
+    namespace has by itself and the Secrets and ConfigMaps a controller makes for its own."""
+    listed = kube.get(",".join(NAMESPACED_KINDS), "-l", f"{MANAGED_BY}!={OWNER}")
+    refs = set()
+    for item in listed.get("items", []):
+        kind = KIND_NAMES.get(item["kind"], item["kind"])
+        name = item["metadata"]["name"]
+        if (kind, name) in EVERY_NAMESPACE_HAS or item.get("type") == "kubernetes.io/service-account-token":
+            continue
+        if item["metadata"].get("ownerReferences"):
+            continue
+        refs.add(ObjectRef(kind, name))
+    return refs
+
+
+def owned_objects(kube: Kube, kinds: Iterable[str]) -> set[ObjectRef]:
+    listed = kube.get(",".join(sorted(set(kinds))), "-l", OWNED_SELECTOR)
+    return {ObjectRef(KIND_NAMES.get(i["kind"], i["kind"]), i["metadata"]["name"]) for i in listed.get("items", [])}
+
+
+def prune(kube: Kube, keep: list[dict[str, Any]], was: list[dict[str, Any]]) -> list[ObjectRef]:
+    """Delete the suite's objects of the kinds in ``was`` or ``keep`` that ``keep`` no longer has; only objects
+    with the suite's mark are looked at. Returns what was deleted."""
+    kinds = {ref.kind for ref in refs_of(was) | refs_of(keep)}
+    if not kinds:
+        return []
+    gone = sorted(owned_objects(kube, kinds) - refs_of(keep), key=str)
+    for ref in gone:
+        kube.run("delete", ref.kind, ref.name, "--wait=false", "--ignore-not-found")
+    return gone
