@@ -7,15 +7,31 @@ and the fix.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .cluster import ClusterInfo, ClusterStatus, OfflineCluster
-from .errors import ClusterError
-from .kube import KubeApi
+if TYPE_CHECKING:
+    from .cluster import ClusterInfo, ClusterStatus, OfflineCluster
+    from .errors import ClusterError
+    from .kube import KubeApi
+
+# Exported names, imported when first used: ``python -m immich_conformance.cluster.packages`` (run by setup.sh
+# before anything else is installed) then loads only what it needs, and runs as the module it is.
+_EXPORTS = {"ClusterInfo": ".cluster", "ClusterStatus": ".cluster", "OfflineCluster": ".cluster",
+            "ClusterError": ".errors", "KubeApi": ".kube"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
 
 
 def wait_default_service_account(namespace: str, *, state_dir: Path | None = None, timeout: float = 30.0) -> None:
     """Wait until ``namespace`` has its default ServiceAccount (a pod created before that is refused)."""
+    from .cluster import OfflineCluster
+
     OfflineCluster(state_dir, progress=lambda _msg: None).wait_default_service_account(namespace, timeout=timeout)
 
 

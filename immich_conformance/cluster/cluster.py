@@ -16,7 +16,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import tarfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 from . import configs, coredns, layout, machine, network
 from .build import Builder, fmt_duration
 from .command_lines import command_line
+from .containerd_images import ContainerdImages
 from .daemons import Daemon
 from .errors import ClusterError
 from .kube import KubeApi
@@ -148,29 +148,11 @@ class OfflineCluster:
     def import_images(self, archives: Sequence[Path]) -> None:
         """Import image archives into containerd's k8s.io namespace; one already there with the same manifest
         digest is skipped."""
-        present = self._images_present()
-        for archive in archives:
-            ref, digest = _archive_ref_digest(Path(archive))
-            if present.get(ref) == digest:
-                continue
-            t0 = time.monotonic()
-            result = subprocess.run([*self._ctr(), "images", "import", "--local", str(archive)],
-                                    capture_output=True, text=True)
-            if result.returncode != 0:
-                raise ClusterError(f"importing {archive} ({ref}) into containerd failed: "
-                                   f"{(result.stderr or result.stdout).strip()}")
-            after = self._images_present()
-            if after.get(ref) != digest:
-                raise ClusterError(f"{archive} was imported but containerd does not list {ref} at {digest}")
-            present = after
-            self.progress(f"imported {ref} in {fmt_duration(time.monotonic() - t0)}")
+        ContainerdImages(self._ctr(), self.progress).import_archives(archives)
 
     def tag_image(self, existing: str, new: str) -> None:
         """Give an image already in containerd a second name (as a registry would serve one image under two tags)."""
-        result = subprocess.run([*self._ctr(), "images", "tag", "--force", existing, new], capture_output=True,
-                                text=True)
-        if result.returncode != 0:
-            raise ClusterError(f"tagging {existing} as {new} failed: {(result.stderr or result.stdout).strip()}")
+        ContainerdImages(self._ctr(), self.progress).tag(existing, new)
 
     def down(self) -> None:
         _require_root("down")
@@ -314,19 +296,6 @@ class OfflineCluster:
     def _apiserver_ready(self) -> bool:
         return self.api().get("/readyz") == "ok"
 
-    # -- images -----------------------------------------------------------------------------------------------------
-    def _images_present(self) -> dict[str, str]:
-        result = subprocess.run([*self._ctr(), "images", "ls"], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ClusterError(f"containerd does not answer ({result.stderr.strip()}): is the cluster up? "
-                               "Run `immich-conformance cluster up` first")
-        present = {}
-        for line in result.stdout.splitlines()[1:]:
-            fields = line.split()
-            if len(fields) >= 3:
-                present[fields[0]] = fields[2]
-        return present
-
     def _purge_containers(self) -> None:
         """Kill and delete every task, container and sandbox in containerd's k8s.io namespace."""
         ctr = self._ctr()
@@ -404,22 +373,6 @@ class OfflineCluster:
 
     def _teardown(self) -> None:
         Teardown(self).run()
-
-
-def _archive_ref_digest(archive: Path) -> tuple[str, str]:
-    try:
-        with tarfile.open(archive) as tar:
-            member = tar.extractfile("index.json")
-            index = json.loads(member.read()) if member else {}
-    except (OSError, tarfile.TarError, KeyError, json.JSONDecodeError) as exc:
-        raise ClusterError(f"{archive} is not an image archive with an index.json ({exc}): pack it with "
-                           "immich_conformance.images.oci.pack_image") from None
-    for manifest in index.get("manifests", []):
-        ref = manifest.get("annotations", {}).get("io.containerd.image.name")
-        if ref:
-            return ref, manifest["digest"]
-    raise ClusterError(f"{archive} names no image (no io.containerd.image.name annotation in index.json): pack it "
-                       "with immich_conformance.images.oci.pack_image")
 
 
 def _port_owner(port: int) -> str:

@@ -1,4 +1,8 @@
-"""Talking to the cluster's API server with the admin certificate, and the waits that avoid its known races."""
+"""Talking to the cluster's API server with the admin certificate, and the waits that avoid its known races.
+
+By hand (the standard library's urllib) rather than with the ``kubernetes`` client, which the suite uses everywhere
+else (``immich_conformance.kube``): this client asks while the API server is still coming up, where the client's
+discovery cannot work yet, and needs only a few raw paths (``/readyz``, the node, pods, a ServiceAccount)."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ CLUSTER_PACKAGES: dict[str, str] = {
 # Only the cluster's own tests need these.
 TEST_PACKAGES: dict[str, str] = {
     "busybox-static": "the test image (a shell, httpd, wget and nslookup in one static binary)",
+    "skopeo": "reading the project's image archives with another tool than ours (tests/images)",
 }
 
 

@@ -5,6 +5,11 @@ The archive is an OCI image layout (``oci-layout``, ``index.json`` with the ``io
 ``docker load`` the latter. The layer is an uncompressed tar made by GNU tar (ownership, modes and device nodes kept,
 entries sorted, times clamped, GNU format without access/change times) so the same folder gives the same layer
 digest.
+
+Why by hand rather than umoci or skopeo: Debian's docker.io (Docker 20.10, what setup.sh installs) loads only Docker's
+own archive format, and umoci writes OCI layouts only; making both from one layer here keeps a single archive per
+image for containerd and Docker alike. skopeo reads the result in the tests (``oci-archive:`` and
+``docker-archive:``), as an independent check that both formats are right.
 """
 
 from __future__ import annotations

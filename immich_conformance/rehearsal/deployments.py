@@ -164,10 +164,10 @@ class ClusterDeployment(Deployment[ClusterTarget]):
         logs = []
         for pod in target.kube.ready_pods({"app.kubernetes.io/name": "immich-server"}, since=self.upgrade_began):
             for status in pod.get("status", {}).get("containerStatuses", []):
-                args = ("logs", pod["metadata"]["name"], "-c", status["name"], "--tail=-1")
-                runs = [(*args, "--previous")] if status.get("restartCount", 0) else []
-                for argv in [*runs, args]:
-                    logs.append(target.kube.run(*argv, check=False, timeout=30).stdout)
+                name = pod["metadata"]["name"]
+                if status.get("restartCount", 0):
+                    logs.append(target.kube.pod_log(name, status["name"], previous=True))
+                logs.append(target.kube.pod_log(name, status["name"]))
         return "\n".join(logs)
 
     def scenario_options(self) -> tuple[list[str], dict[str, str]]:

@@ -66,8 +66,9 @@ class RehearsalPlugin:
     def pytest_terminal_summary(self, terminalreporter) -> None:  # noqa: ANN001
         r = self.rehearsal
         terminalreporter.section(f"upgrade rehearsal {r.release_from} -> {r.release_to} on {r.deployment}")
+        width = max((len(name) for name, _, _ in self.results), default=0)
         for name, verdict, seconds in self.results:
-            terminalreporter.write_line(f"  {name:<36} {verdict.upper():<8} {seconds:7.1f} s")
+            terminalreporter.write_line(f"  {name:<{width}} {verdict.upper():<8} {seconds:7.1f} s")
         ran = [v for _, v, _ in self.results if v != "skipped" or self.rehearsal.failed_phase]
         verdict = "PASSED" if ran and all(v in ("passed", "skipped") for v in ran) and not self.rehearsal.failed_phase \
             else "FAILED"

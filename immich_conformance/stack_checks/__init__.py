@@ -2,7 +2,10 @@
 
 - `rendering`: find the stack, report missing secret files, render an overlay with `kubectl kustomize`.
 - `manifests`: an index over the rendered objects (pods, Services, ConfigMaps, Secrets).
-- `crossref`: the stack's own invariants (selectors, ports, references, the NAS mount, exposure, images).
+- `crossref`: runs the stack's own invariants, which live by concern in `wiring` (selectors, ports, references,
+  the server's endpoints), `cloudflared_ingress` and `internet_path` (exposure, the origin proxy), `storage`
+  (the NAS mount), `image_pins` and `inline_secrets`; `findings`, `stack_design`, `pod_lookups` and `endpoints`
+  hold what they share.
 - `origin_proxy_config`: the origin proxy's envoy.yaml as start.sh fills it in (JWT on every route, the body limit).
 - `node_ports`, `placeholders`: node ports in the cluster's range; no example value left in a real overlay.
 - `redis_password`, `immich_release`: Redis asks for the password the server is given; one Immich release.
@@ -12,7 +15,8 @@
 - `proof`: all of it per overlay (render, schema, our checks, checkov): what `immich-conformance check-stack` runs.
 """
 
-from immich_conformance.stack_checks.crossref import Finding, run_crossref_checks
+from immich_conformance.stack_checks.crossref import run_crossref_checks
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.immich_release import check_immich_release
 from immich_conformance.stack_checks.manifests import Manifests
 from immich_conformance.stack_checks.netpol import check_traffic_matrix

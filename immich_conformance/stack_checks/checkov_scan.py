@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from immich_conformance import REPO_ROOT
-from immich_conformance.stack_checks.crossref import Finding
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.manifests import WORKLOAD_KINDS
 
 CHECKOV_TIMEOUT_SECONDS = 300

@@ -7,7 +7,8 @@ machine learning of another release. The rendered stack is checked, so an overla
 
 from __future__ import annotations
 
-from immich_conformance.stack_checks.crossref import Finding, split_image
+from immich_conformance.stack_checks.findings import Finding
+from immich_conformance.stack_checks.image_pins import split_image
 from immich_conformance.stack_checks.manifests import Manifests
 from immich_conformance.versions import IMMICH_IMAGE_NAMES
 

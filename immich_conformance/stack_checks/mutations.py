@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from immich_conformance.stack_checks.crossref import Finding, split_image
+from immich_conformance.stack_checks.findings import Finding
+from immich_conformance.stack_checks.image_pins import split_image
 from immich_conformance.stack_checks.rendering import RenderedOverlay
 
 Docs = list[dict[str, Any]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from immich_conformance.stack_checks.crossref import Finding
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.manifests import Manifests, ref
 
 NODE_PORT_RANGE = range(30000, 32768)

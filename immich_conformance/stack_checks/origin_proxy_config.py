@@ -25,8 +25,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from immich_conformance.limits import MAX_BODY_BYTES
-from immich_conformance.stack_checks.crossref import PROXY, PROXY_CONFIG_DIR, Finding, effective_env
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.manifests import Manifests
+from immich_conformance.stack_checks.pod_lookups import effective_env
+from immich_conformance.stack_checks.stack_design import PROXY, PROXY_CONFIG_DIR
 
 CHECK = "proxy-envoy"
 JWT_FILTER = "envoy.filters.http.jwt_authn"

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from immich_conformance.stack_checks.crossref import Finding
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.manifests import ref
 
 CHECK = "placeholders"

@@ -3,7 +3,7 @@ hostPath volumes Immich needs) is refused by the stack's own ValidatingAdmission
 
 from __future__ import annotations
 
-from immich_conformance.stack_checks.crossref import Finding
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.manifests import Manifests, ref
 
 ENFORCE = "pod-security.kubernetes.io/enforce"

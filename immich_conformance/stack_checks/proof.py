@@ -13,7 +13,7 @@ from pathlib import Path
 
 from immich_conformance.stack_checks import run_static_checks
 from immich_conformance.stack_checks.checkov_scan import CheckovUnavailable, scan_rendered
-from immich_conformance.stack_checks.crossref import Finding
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.rendering import (
     RenderedOverlay,
     StackConfigError,

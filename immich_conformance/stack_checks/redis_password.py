@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from immich_conformance.stack_checks.crossref import PROBES, SERVER, Finding
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.manifests import Manifests
+from immich_conformance.stack_checks.stack_design import PROBES, SERVER
 
 CHECK = "redis-password"
 REDIS = "immich-redis"

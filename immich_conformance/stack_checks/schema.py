@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from immich_conformance.stack_checks.crossref import Finding
+from immich_conformance.stack_checks.findings import Finding
 from immich_conformance.stack_checks.manifests import ref
 from immich_conformance.versions import KUBERNETES_MINOR
 

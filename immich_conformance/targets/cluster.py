@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -26,13 +24,15 @@ from ..access_keys import KeyRing
 from ..conditions import all_of, pods_ready, port_answers
 from ..kube import CrashLoop, Kube, KubeError
 from ..netpolicy.probes import connects
-from ..procs import ManagedProcess, ProcessDied, WaitTimeout, free_port, port_open, port_taken, wait_until
+from ..procs import ManagedProcess, WaitTimeout, wait_until
 from ..stack_checks.rendering import StackConfigError
 from ..versions import IMMICH_IMAGE_NAMES
 from .base import Endpoint, LogMarks, Target, TargetUnsupported
 from .bootstrap import bootstrap_user
 from .credentials import API_KEY_ENV, secret
-from .ownership import OwnershipError, check_ownership, mark, namespace_way_out, prune
+from .node_claims import check_host_folders, check_node_ports, prepare_host_folders
+from .ownership import OwnershipError, check_ownership, mark, prune
+from .port_forward import PortsTaken, forward_service
 from .stack_source import Placement, StackSource, dump, ensure_test_secrets, host_folders
 
 DEFAULT_OVERLAY = "ci"
@@ -40,15 +40,11 @@ COMPONENTS = ("origin-proxy", "immich-server", "edge-standin", "immich-machine-l
               "immich-redis")
 SERVICE_PORTS = {"origin-proxy": 8080, "immich-server": 2283, "immich-postgres": 5432, "immich-redis": 6379,
                  "immich-machine-learning": 3003, "edge-standin": 8080}
-POSTGRES_UID = 999
-TEST_DATA_MARKER = ".immich-conformance-test-data"
 # For a run against a cluster whose node is this very machine (the offline cluster, deployed by another run).
 NODE_ADDRESS_ENV = "IMMICH_CONFORMANCE_NODE_ADDRESS"
 NODE_LOCAL_ENV = "IMMICH_CONFORMANCE_NODE_LOCAL"
 ROLLOUT_TIMEOUT = 300.0
 ROUTE_TIMEOUT = 60.0  # a fresh pod Ready -> the Service routing to it
-PORT_ATTEMPTS = 3  # port-forwards started on new ports when another process takes the one chosen
-PORT_FORWARD_TIMEOUT = 30.0
 
 
 class ClusterSetupError(RuntimeError):
@@ -141,14 +137,9 @@ class ClusterTarget(Target):
             raise ClusterSetupError(f"--kubeconfig {self.kubeconfig}: no such file (kind get kubeconfig > FILE, or "
                                     "/etc/rancher/k3s/k3s.yaml on a k3s node)")
         self.kube = Kube(self.kubeconfig, self.namespace)
-        try:
-            ready = self.kube.run("get", "--raw", "/readyz", "--request-timeout=15s", namespaced=False, check=False,
-                                  timeout=30)
-        except KubeError as exc:
-            raise ClusterSetupError(str(exc)) from None
-        if ready.returncode != 0:
-            raise ClusterSetupError(f"the cluster of {self.kubeconfig} does not answer: "
-                                    f"{(ready.stderr or ready.stdout).strip()[:300]}")
+        problem = self.kube.not_ready()
+        if problem is not None:
+            raise ClusterSetupError(f"the cluster of {self.kubeconfig} does not answer: {problem}")
         if not self.offline:
             self.node_ip = os.environ.get(NODE_ADDRESS_ENV) or "127.0.0.1"
         self.material = ensure_test_secrets(self.progress)
@@ -166,7 +157,7 @@ class ClusterTarget(Target):
         if exists:
             self.progress(f"deleting the suite's previous namespace {self.namespace}")
             self.kube.run("delete", "namespace", self.namespace, "--wait=true", namespaced=False, timeout=300)
-        self._prepare_host_folders(folders)
+        prepare_host_folders(folders)
         self.progress(f"applying {self.source.origin} overlays/{self.source.overlay}"
                        f"{f' with Immich {self.immich_tag}' if self.immich_tag else ''} into namespace "
                        f"{self.namespace}")
@@ -183,8 +174,8 @@ class ClusterTarget(Target):
         """Whether the namespace exists (then it is the suite's), and the host folders, once checked free."""
         try:
             exists = check_ownership(self.kube, self.namespace, docs)
-            self._check_node_ports(docs)
-            return exists, self._check_host_folders(docs)
+            check_node_ports(self.kube, self.namespace, docs)
+            return exists, check_host_folders(self.kube, self.namespace, docs, self.host_path)
         except (OwnershipError, KubeError) as exc:
             raise ClusterSetupError(str(exc)) from None
 
@@ -233,58 +224,6 @@ class ClusterTarget(Target):
                               options=BuildOptions.for_immich_tag(immich_tag))
         self._cluster.import_images([image.archive for image in images.values()])
 
-    def _check_node_ports(self, docs: list[dict]) -> None:
-        """A node port the manifests fix must not be held by a Service outside this namespace."""
-        wanted = {p["nodePort"]: d["metadata"]["name"] for d in docs if d.get("kind") == "Service"
-                  for p in d["spec"].get("ports", []) if "nodePort" in p}
-        if not wanted:
-            return
-        for svc in self.kube.get("services", "--all-namespaces", namespaced=False)["items"]:
-            if svc["metadata"]["namespace"] == self.namespace:
-                continue
-            for port in svc["spec"].get("ports", []):
-                if port.get("nodePort") in wanted:
-                    raise ClusterSetupError(
-                        f"node port {port['nodePort']} (Service {wanted[port['nodePort']]}) is already taken by "
-                        f"Service {svc['metadata']['namespace']}/{svc['metadata']['name']}. Nothing was changed. "
-                        f"{namespace_way_out(svc['metadata']['namespace'])}")
-
-    def _check_host_folders(self, docs: list[dict]) -> dict[str, Path]:
-        """The deployment's host folders on this machine, refused when they hold anything the suite did not make
-        or when a pod outside this namespace mounts them."""
-        node_paths = host_folders(docs)
-        folders = {key: self.host_path(path) for key, path in node_paths.items()}
-        for folder in folders.values():
-            marker = folder.with_name(folder.name + TEST_DATA_MARKER)
-            if folder.exists() and not marker.exists():
-                raise ClusterSetupError(
-                    f"{folder} exists and was not made by the suite (no {marker.name} beside it): it may be your "
-                    f"Immich's data, and a test deployment would overwrite it. Nothing was changed. "
-                    f"{namespace_way_out(self.namespace)}")
-        for pod in self.kube.get("pods", "--all-namespaces", namespaced=False)["items"]:
-            if pod["metadata"]["namespace"] == self.namespace:
-                continue
-            for volume in pod["spec"].get("volumes", []):
-                used = (volume.get("hostPath") or {}).get("path", "")
-                clash = [p for p in node_paths.values() if used and (p == used or p.startswith(used.rstrip("/") + "/")
-                                                            or used.startswith(p.rstrip("/") + "/"))]
-                if clash:
-                    raise ClusterSetupError(
-                        f"host folder {clash[0]} is in use by pod {pod['metadata']['namespace']}/"
-                        f"{pod['metadata']['name']} ({used}). Nothing was changed. "
-                        f"{namespace_way_out(pod['metadata']['namespace'])}")
-        return folders
-
-    def _prepare_host_folders(self, folders: dict[str, Path]) -> None:
-        """A fresh NAS library and internal drive on the node, each marked as the suite's (only checked folders)."""
-        for folder in folders.values():
-            marker = folder.with_name(folder.name + TEST_DATA_MARKER)
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            marker.write_text("made by the Immich conformance suite for a test deployment; emptied on each one\n")
-        os.chown(folders["postgres"], POSTGRES_UID, POSTGRES_UID)
-        folders["postgres"].chmod(0o700)
-
     def host_path(self, node_path: str) -> Path:
         """Where a node path is on this machine: the same path on the offline node, kind's extraMounts otherwise."""
         if self.offline or os.environ.get(NODE_LOCAL_ENV) == "1":
@@ -315,35 +254,11 @@ class ClusterTarget(Target):
         return self._origin
 
     def _forward_origin_proxy(self) -> int:
-        """Start ``kubectl port-forward`` on a free local port; the port is chosen, then bound by kubectl, so when
-        another process takes it first, start again on a new port, at most ``PORT_ATTEMPTS`` times."""
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            port = free_port()
-            forward = ManagedProcess(
-                "port-forward-origin-proxy",
-                self.kube.argv("port-forward", "service/origin-proxy", f"{port}:8080", "--address", "127.0.0.1"),
-                log_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"immich-conformance-port-forward-{port}.log",
-            )
-            offset = forward.log_size()  # the log file may hold an earlier run's lines
-            self._port_forward = forward.start()
-            try:
-                forward.wait_ready(partial(_forwarding, forward, port, offset), timeout=PORT_FORWARD_TIMEOUT)
-                return port
-            except (ProcessDied, WaitTimeout):
-                forward.stop()
-                self._port_forward = None
-                taken = next((line.strip() for line in forward.log_since(offset).splitlines() if port_taken(line)),
-                             None)
-                if taken is None:
-                    raise
-                if attempt == PORT_ATTEMPTS:
-                    raise ClusterSetupError(
-                        f"kubectl port-forward to the origin proxy found its local port taken {PORT_ATTEMPTS} times "
-                        f"(last: {taken}); find what opens many loopback ports on this machine, or run again once "
-                        "it is done") from None
-                self.progress(f"port {port} was taken by another process before kubectl port-forward bound it; "
-                              f"forwarding again on a new port (attempt {attempt + 1} of {PORT_ATTEMPTS})")
-        raise AssertionError("PORT_ATTEMPTS must be at least 1")
+        try:
+            self._port_forward, port = forward_service(self.kube, "origin-proxy", 8080, self.progress)
+        except PortsTaken as exc:
+            raise ClusterSetupError(str(exc)) from None
+        return port
 
     @property
     def service_token_headers(self) -> dict[str, str]:
@@ -474,8 +389,3 @@ class ClusterTarget(Target):
         except httpx.HTTPError:
             return False
 
-
-def _forwarding(forward: ManagedProcess, port: int, offset: int) -> bool:
-    """kubectl's own "Forwarding from" line for ``port``, not just an open port: a process that took the port answers
-    on it too."""
-    return port_open(port) and f"Forwarding from 127.0.0.1:{port}" in forward.log_since(offset)

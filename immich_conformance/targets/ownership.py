@@ -9,12 +9,11 @@ only labelled objects.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..kube import Kube
+from ..kube import Kube, KubeError
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 OWNER = "immich-conformance"
@@ -83,11 +82,12 @@ def foreign_cluster_objects(kube: Kube, docs: Iterable[dict[str, Any]]) -> list[
         kind = CLUSTER_SCOPED.get(doc.get("kind", ""))
         if kind is None:
             continue
-        found = kube.run("get", kind, doc["metadata"]["name"], "-o", "json", namespaced=False, check=False)
-        if found.returncode == 0 and not is_owned(json.loads(found.stdout)):
+        try:
+            found = kube.find(kind, doc["metadata"]["name"], namespaced=False)
+        except KubeError as exc:
+            raise OwnershipError(f"cannot read {kind} {doc['metadata']['name']}: {exc}") from None
+        if found is not None and not is_owned(found):
             foreign.append(f"{kind.split('.')[0]}/{doc['metadata']['name']}")
-        elif found.returncode != 0 and "NotFound" not in found.stderr and "not found" not in found.stderr:
-            raise OwnershipError(f"cannot read {kind} {doc['metadata']['name']}: {found.stderr.strip()[:300]}")
     return foreign
 
 
@@ -99,11 +99,12 @@ def namespace_way_out(namespace: str) -> str:
 def check_ownership(kube: Kube, namespace: str, docs: list[dict[str, Any]]) -> bool:
     """Refuse, before any change, a namespace or object that exists without the suite's mark. Returns whether the
     namespace exists (then it is the suite's, from an earlier run)."""
-    found = kube.run("get", "namespace", namespace, "-o", "json", namespaced=False, check=False)
-    exists = found.returncode == 0
-    if not exists and "NotFound" not in found.stderr and "not found" not in found.stderr:
-        raise OwnershipError(f"cannot read namespace {namespace}: {found.stderr.strip()[:300]}")
-    if exists and not is_owned(json.loads(found.stdout)):
+    try:
+        found = kube.find("namespaces", namespace, namespaced=False)
+    except KubeError as exc:
+        raise OwnershipError(f"cannot read namespace {namespace}: {exc}") from None
+    exists = found is not None
+    if found is not None and not is_owned(found):
         raise OwnershipError(f"namespace {namespace} exists and was not made by the suite (it has no label "
                              f"{OWNED_SELECTOR}): it may hold your Immich. {namespace_way_out(namespace)}")
     foreign_cluster = foreign_cluster_objects(kube, docs)
@@ -123,9 +124,8 @@ def check_ownership(kube: Kube, namespace: str, docs: list[dict[str, Any]]) -> b
 def foreign_objects(kube: Kube) -> set[ObjectRef]:
     """Objects of the namespace that lack the suite's mark (what a person added to it), besides what every
     namespace has by itself and the Secrets and ConfigMaps a controller makes for its own."""
-    listed = kube.get(",".join(NAMESPACED_KINDS), "-l", f"{MANAGED_BY}!={OWNER}")
     refs = set()
-    for item in listed.get("items", []):
+    for item in (i for kind in NAMESPACED_KINDS for i in kube.items(kind, f"{MANAGED_BY}!={OWNER}")):
         kind = KIND_NAMES.get(item["kind"], item["kind"])
         name = item["metadata"]["name"]
         if (kind, name) in EVERY_NAMESPACE_HAS or item.get("type") == "kubernetes.io/service-account-token":
@@ -137,8 +137,8 @@ def foreign_objects(kube: Kube) -> set[ObjectRef]:
 
 
 def owned_objects(kube: Kube, kinds: Iterable[str]) -> set[ObjectRef]:
-    listed = kube.get(",".join(sorted(set(kinds))), "-l", OWNED_SELECTOR)
-    return {ObjectRef(KIND_NAMES.get(i["kind"], i["kind"]), i["metadata"]["name"]) for i in listed.get("items", [])}
+    return {ObjectRef(KIND_NAMES.get(i["kind"], i["kind"]), i["metadata"]["name"])
+            for kind in sorted(set(kinds)) for i in kube.items(kind, OWNED_SELECTOR)}
 
 
 def prune(kube: Kube, keep: list[dict[str, Any]], was: list[dict[str, Any]]) -> list[ObjectRef]:

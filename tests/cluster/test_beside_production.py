@@ -132,9 +132,9 @@ def _answers(lan: Endpoint) -> bool:
 
 def objects(kube: Kube) -> dict[str, str]:
     """Every object of the namespace (and the namespace itself), with its resourceVersion."""
-    listed = kube.get(",".join((*NAMESPACED_KINDS, "pods", "replicasets.apps")))["items"]
+    listed = [item for kind in (*NAMESPACED_KINDS, "pods", "replicasets.apps") for item in kube.items(kind)]
     found = {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in listed}
-    found["Namespace"] = kube.get("namespace", kube.namespace, namespaced=False)["metadata"]["resourceVersion"]
+    found["Namespace"] = kube.get("namespaces", kube.namespace, namespaced=False)["metadata"]["resourceVersion"]
     return found
 
 

@@ -23,7 +23,7 @@ from immich_conformance.cli import main
 from immich_conformance.cluster import OfflineCluster, layout
 from immich_conformance.doctor.checks import CHECKS
 from immich_conformance.doctor.settings import from_overlay
-from immich_conformance.targets.cluster import POSTGRES_UID, TEST_DATA_MARKER
+from immich_conformance.targets.node_claims import POSTGRES_UID, TEST_DATA_MARKER
 
 pytestmark = [
     pytest.mark.slow,

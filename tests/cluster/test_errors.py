@@ -74,3 +74,30 @@ def test_a_cluster_run_that_cannot_start_says_why_in_one_line(pytester: pytest.P
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines([f"*--target cluster: {message}*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+DEAD_SERVER = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (DEAD_SERVER, "the cluster of * does not answer: * no answer (*Connection refused): is the cluster running, and "
+                  "is the server address in * right?"),
+    ("just: [text", "the cluster of * does not answer: cannot read the kubeconfig *: while parsing * (give the file "
+                    "`kind get kubeconfig` writes, *)"),
+], ids=["server-not-answering", "not-a-kubeconfig"])
+def test_a_kubeconfig_that_leads_nowhere_says_why_in_one_line(pytester: pytest.Pytester, content: str,
+                                                               message: str) -> None:
+    kubeconfig = pytester.path / "kubeconfig"
+    kubeconfig.write_text(content)
+    pytester.makepyfile(test_one="def test_one(target):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "immich_conformance.pytest_plugin", "--target", "cluster",
+                                           "--kubeconfig", str(kubeconfig))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([f"*--target cluster: {message} !"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -147,7 +147,7 @@ def test_each_policy_change_makes_its_scenario_fail(target: ClusterTarget, mutat
     rows = scenario_rows()
     assert mutation.row in rows, f"{mutation.row} is not a row of the policy scenario"
     verdict = rows[mutation.row]
-    original = _clean(target.kube.get("networkpolicy", mutation.policy))
+    original = _clean(target.kube.get("networkpolicies.networking.k8s.io", mutation.policy))
     replacement = mutation.change(copy.deepcopy(original))
     try:
         if replacement is None:

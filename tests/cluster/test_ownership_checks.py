@@ -1,5 +1,5 @@
 """What the cluster target checks before its first change, against a cluster that answers as a real one would
-(a stand-in for kubectl's JSON): a namespace or object without the suite's mark, a node port or host folder
+(a stand-in answering the suite's reads): a namespace or object without the suite's mark, a node port or host folder
 already in use. Each check is shown failing and passing; nothing is ever applied or deleted here."""
 
 from __future__ import annotations
@@ -11,45 +11,41 @@ from typing import Any
 
 import pytest
 
-from immich_conformance.targets.cluster import TEST_DATA_MARKER, ClusterSetupError, ClusterTarget
-from immich_conformance.targets.ownership import CLUSTER_SCOPED, MANAGED_BY, OWNER, prune
+from immich_conformance.targets.cluster import ClusterSetupError, ClusterTarget
+from immich_conformance.targets.node_claims import TEST_DATA_MARKER
+from immich_conformance.targets.ownership import CLUSTER_SCOPED, KIND_NAMES, MANAGED_BY, OWNER, prune
 from immich_conformance.targets.stack_source import Placement, StackSource, ensure_test_secrets
+
+KINDS = {**{plural: kind for kind, plural in (*KIND_NAMES.items(), *CLUSTER_SCOPED.items())}, "pods": "Pod"}
 
 
 @dataclass
 class ClusterState:
-    """Answers ``kubectl get`` from a list of objects and records every command that would change something."""
+    """Answers the suite's reads from a list of objects (as the API server would) and records every kubectl
+    command that would change something."""
 
     namespace: str
     objects: list[dict[str, Any]] = field(default_factory=list)
     changes: list[tuple[str, ...]] = field(default_factory=list)
 
     def run(self, *args: str, namespaced: bool = True, **_: Any) -> subprocess.CompletedProcess[str]:
-        import json
-
-        kinds = {"namespace": "Namespace", **{plural: kind for kind, plural in CLUSTER_SCOPED.items()}}
-        if args[0] == "get" and args[1] in kinds:
-            found = [o for o in self.objects if o["kind"] == kinds[args[1]] and o["metadata"]["name"] == args[2]]
-            if not found:
-                return subprocess.CompletedProcess(args, 1, "", f'{args[1]} "{args[2]}" not found (NotFound)')
-            return subprocess.CompletedProcess(args, 0, json.dumps(found[0]), "")
         self.changes.append(args)
         return subprocess.CompletedProcess(args, 0, "", "")
 
-    def get(self, *args: str, namespaced: bool = True) -> dict[str, Any]:
-        kinds = args[0]
-        items = [o for o in self.objects if o["kind"] != "Namespace"]
-        if "--all-namespaces" not in args:
+    def find(self, kind: str, name: str, *, namespaced: bool = True) -> dict[str, Any] | None:
+        found = [o for o in self.objects if o["kind"] == KINDS[kind] and o["metadata"]["name"] == name
+                 and (not namespaced or o["metadata"].get("namespace") == self.namespace)]
+        return found[0] if found else None
+
+    def items(self, kind: str, selector: str | None = None, *, all_namespaces: bool = False,
+              namespaced: bool = True) -> list[dict[str, Any]]:
+        items = [o for o in self.objects if o["kind"] == KINDS[kind]]
+        if namespaced and not all_namespaces:
             items = [o for o in items if o["metadata"].get("namespace") == self.namespace]
-        if kinds == "services":
-            items = [o for o in items if o["kind"] == "Service"]
-        elif kinds == "pods":
-            items = [o for o in items if o["kind"] == "Pod"]
-        if "-l" in args:
-            selector = args[args.index("-l") + 1]
+        if selector:
             wanted = "!=" not in selector
             items = [o for o in items if ((o["metadata"].get("labels") or {}).get(MANAGED_BY) == OWNER) == wanted]
-        return {"items": items}
+        return items
 
 
 def obj(kind: str, name: str, namespace: str | None = "immich", owned: bool = False, **extra: Any) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from immich_conformance.procs import LOOPBACK, free_port
-from immich_conformance.targets import cluster as cluster_module
-from immich_conformance.targets.cluster import PORT_ATTEMPTS, ClusterSetupError, ClusterTarget
+from immich_conformance.targets import port_forward as port_forward_module
+from immich_conformance.targets.cluster import ClusterSetupError, ClusterTarget
+from immich_conformance.targets.port_forward import PORT_ATTEMPTS
 
 FAKE_KUBECTL = '''
 import socket, sys, time
@@ -69,7 +70,7 @@ def test_a_port_taken_before_kubectl_binds_it_is_forwarded_again_on_a_new_port(
     cluster, said = target
     taken = held.getsockname()[1]
     chosen = iter([taken])
-    monkeypatch.setattr(cluster_module, "free_port", lambda: next(chosen, None) or free_port())
+    monkeypatch.setattr(port_forward_module, "free_port", lambda: next(chosen, None) or free_port())
     origin = cluster.origin
     port = int(origin.url.rsplit(":", 1)[1])
     assert port != taken, "the forward claims the port another process holds"
@@ -83,7 +84,7 @@ def test_a_port_taken_every_time_stops_with_one_line(target: tuple[ClusterTarget
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     cluster, said = target
     taken = held.getsockname()[1]
-    monkeypatch.setattr(cluster_module, "free_port", lambda: taken)
+    monkeypatch.setattr(port_forward_module, "free_port", lambda: taken)
     with pytest.raises(ClusterSetupError) as raised:
         cluster.origin  # noqa: B018 - the property starts the forward
     message = str(raised.value)

@@ -50,7 +50,7 @@ def target() -> Iterator[ClusterTarget]:
 
 
 def _secret_ref(target: ClusterTarget, deployment: str, container: str, variable: str) -> tuple[str, str]:
-    spec = target.kube.get("deployment", deployment)["spec"]["template"]["spec"]
+    spec = target.kube.get("deployments.apps", deployment)["spec"]["template"]["spec"]
     env = next(c for c in spec["containers"] if c["name"] == container).get("env") or []
     key_ref = next(v for v in env if v["name"] == variable)["valueFrom"]["secretKeyRef"]
     return key_ref["name"], key_ref["key"]
@@ -61,7 +61,7 @@ def password(target: ClusterTarget) -> str:
     """Redis's password, from the Secret its Deployment names; immich-server names the same key."""
     secret = _secret_ref(target, REDIS, "valkey", "REDIS_PASSWORD")
     assert _secret_ref(target, "immich-server", "immich-server", "REDIS_PASSWORD") == secret
-    value = base64.b64decode(target.kube.get("secret", secret[0])["data"][secret[1]]).decode()
+    value = base64.b64decode(target.kube.get("secrets", secret[0])["data"][secret[1]]).decode()
     assert len(value) >= 16, "the test deployment's password is a random one (ensure_test_secrets)"
     return value
 

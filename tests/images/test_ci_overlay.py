@@ -21,7 +21,7 @@ import yaml
 from immich_conformance.images.edge_material import prepare_edge_material
 from immich_conformance.images.recipes import EDGE_STANDIN_ARGS, image_refs
 from immich_conformance.stack_checks import check_traffic_matrix, find_stack_dir, render_overlay
-from immich_conformance.stack_checks.crossref import split_image
+from immich_conformance.stack_checks.image_pins import split_image
 from immich_conformance.stack_checks.manifests import Manifests
 from immich_conformance.stack_checks.netpol import INTERNET_ADDRESS, NAMESPACE_LABEL, Endpoint, PolicySet, pod_endpoints
 from immich_conformance.targets.sandbox import request_log_level

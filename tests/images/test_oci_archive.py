@@ -110,6 +110,32 @@ def test_the_same_folder_packs_to_the_same_digests(tiny_rootfs: Path, tmp_path: 
     assert (first.layer_digest, first.manifest_digest) == (second.layer_digest, second.manifest_digest)
 
 
+# --- skopeo: an independent reader of both formats -------------------------------------------------------------------
+def _skopeo(*args: str) -> dict[str, Any]:
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        pytest.skip("skopeo is not installed (./setup.sh installs it as root: apt-get install skopeo)")
+    done = subprocess.run([skopeo, *args], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_skopeo_reads_the_archive_as_an_oci_archive_and_as_a_docker_archive(tiny_rootfs: Path,
+                                                                             tmp_path: Path) -> None:
+    packed = pack_image(tiny_rootfs, TINY_REF, _tiny_config(), tmp_path / "tiny.tar")
+    as_oci = _skopeo("inspect", "--raw", f"oci-archive:{packed.archive}")
+    assert as_oci["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert [layer["digest"] for layer in as_oci["layers"]] == [packed.layer_digest]
+    oci_config = _skopeo("inspect", "--config", f"oci-archive:{packed.archive}")
+    docker_config = _skopeo("inspect", "--config", f"docker-archive:{packed.archive}")
+    for config in (oci_config, docker_config):
+        assert config["config"]["Entrypoint"] == ["/bin/hello"]
+        assert config["config"]["User"] == f"{NONROOT_UID}:{NONROOT_UID}"
+        assert config["rootfs"]["diff_ids"] == [packed.layer_digest]
+    described = _skopeo("inspect", f"docker-archive:{packed.archive}")
+    assert described["Layers"] == [packed.layer_digest], described
+
+
 # --- a real containerd ------------------------------------------------------------------------------------------------
 def _tool(name: str) -> Path | None:
     bin_dir = os.environ.get(BIN_DIR_ENV)

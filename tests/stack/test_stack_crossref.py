@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from immich_conformance.stack_checks import RenderedOverlay, run_static_checks
-from immich_conformance.stack_checks.crossref import split_image
+from immich_conformance.stack_checks.image_pins import split_image
 from immich_conformance.stack_checks.manifests import Manifests
 from immich_conformance.stack_checks.netpol import Endpoint, PolicySet
 from immich_conformance.versions import ENVOY_VERSION, IMMICH_VERSION
