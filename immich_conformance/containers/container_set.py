@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..images.recipes import NONROOT_UID, PYTHON
 from . import cleanup
-from .translate import ContainerSpec, Relay
+from .container_spec import ContainerSpec, Relay
 
 if TYPE_CHECKING:
     import docker

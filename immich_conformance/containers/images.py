@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from ..images.recipes import IMAGE_PREFIX, BuildOptions, image_refs
 from ..versions import IMMICH_IMAGE_NAMES, immich_image_at
+from .container_spec import StackSpec
 from .engine import ContainersError, one_line
-from .translate import StackSpec
 
 if TYPE_CHECKING:
     import docker

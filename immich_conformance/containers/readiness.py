@@ -14,8 +14,8 @@ import httpx
 from ..conditions import port_answers
 from ..procs import GiveUp, WaitTimeout, wait_until
 from .container_set import ContainerSet, relay_name
+from .container_spec import Probe, StackSpec
 from .engine import ContainersError
-from .translate import Probe, StackSpec
 
 READY_TIMEOUT = 180.0
 """At most this long for every container to become Ready (the stack's startup budgets are longer: a broken start

@@ -12,8 +12,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from .. import STACK_DIR
+from .container_spec import ContainerSpec, StackSpec
 from .engine import ContainersError
-from .translate import ContainerSpec, StackSpec
 
 if TYPE_CHECKING:
     from ..images.edge_material import EdgeMaterial

@@ -22,7 +22,8 @@ from ..targets.credentials import secrets_environment
 from ..uploads import ImageSpec, MultipartUpload
 from .deployments import Deployment
 from .health import startup_errors, wait_for_queues_drained
-from .library import SeededLibrary, delete_library, seed_library, verify_library
+from .library import SeededLibrary, delete_library, seed_library
+from .library_checks import verify_library
 from .release_report import ReleaseReport, environment_changes
 from .releases import Release
 from .restored import RestoredLibrary, RestoreRequest, observe, restore

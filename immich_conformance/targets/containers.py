@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING
 from ..access_keys import KeyRing
 from ..containers import cleanup, engine, readiness, run_folder, watch
 from ..containers.container_set import ContainerSet
+from ..containers.container_spec import ContainerSpec, StackSpec, TranslationError
 from ..containers.engine import ContainersError
 from ..containers.images import build_options, immich_images, overlay_for, prepare_images
 from ..containers.readiness import ContainerStopped
-from ..containers.translate import ContainerSpec, StackSpec, TranslationError, translate
+from ..containers.translate import translate
 from ..images.recipes import image_refs
 from .base import Endpoint, LogMarks, Target
 from .bootstrap import bootstrap_user

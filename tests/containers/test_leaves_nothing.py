@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from immich_conformance.containers import cleanup
+from immich_conformance.containers.container_spec import ContainerSpec
 from immich_conformance.containers.engine import ContainersError
-from immich_conformance.containers.translate import ContainerSpec
 from immich_conformance.procs import free_port, wait_until
 from immich_conformance.targets.containers import ContainersSandbox
 

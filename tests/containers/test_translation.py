@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from immich_conformance.containers.translate import TranslationError, expand, parse_quantity, translate
+from immich_conformance.containers.container_spec import TranslationError
+from immich_conformance.containers.translate import expand, parse_quantity, translate
 from immich_conformance.stack_checks.rendering import render_overlay
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None,

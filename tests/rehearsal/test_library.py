@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from immich_conformance.rehearsal.deployments import Deployment
-from immich_conformance.rehearsal.library import SeededLibrary, delete_library, seed_library, verify_library
+from immich_conformance.rehearsal.library import SeededLibrary, delete_library, seed_library
+from immich_conformance.rehearsal.library_checks import verify_library
 from immich_conformance.rehearsal.rehearsal import Rehearsal
 from immich_conformance.rehearsal.releases import Release, resolve
 from immich_conformance.targets.sandbox import Sandbox
