@@ -129,15 +129,16 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_backup(args: argparse.Namespace) -> int:
-    """Restore an Immich database backup into a throwaway sandbox release and report whether it restores."""
+    """Restore an Immich database backup into a throwaway release and report whether it restores."""
     from .backups.backup_file import BackupProblem
     from .backups.verify import verify_backup
-    from .targets.spec import TargetSetupError
+    from .targets.spec import TargetSetupError, TargetSpec, TargetSpecError
 
+    spec = TargetSpec(runtime=args.runtime, images=args.images)
     try:
-        report = verify_backup(Path(args.backup), Path(args.library) if args.library else None,
+        report = verify_backup(Path(args.backup), Path(args.library) if args.library else None, spec=spec,
                                progress=lambda message: print(f"[verify-backup] {message}", flush=True))
-    except (BackupProblem, TargetSetupError, OSError) as exc:
+    except (BackupProblem, TargetSpecError, TargetSetupError, OSError) as exc:
         print(f"immich-conformance verify-backup: {exc}", file=sys.stderr)
         return 1
     print(report.render(), flush=True)
@@ -227,12 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify-backup", help="restore an Immich database backup into a throwaway release "
                                                        "and say whether it restores",
                                  description="Restore BACKUP (an immich-db-backup-….sql.gz from Immich's backups/ "
-                                             "folder) through Immich's own maintenance flow into the sandbox, then "
-                                             "report its versions, users, assets, albums and, with --library, what "
-                                             "Immich's integrity checks find. Exit 0 only if it restores cleanly.")
+                                             "folder) through Immich's own maintenance flow into a throwaway "
+                                             "release, then report its versions, users, assets, albums and, with "
+                                             "--library, what Immich's integrity checks find. A real Immich backup "
+                                             "needs --runtime containers (the real images). Exit 0 only if it "
+                                             "restores cleanly.")
     verify.add_argument("backup", metavar="BACKUP", help="the backup file")
     verify.add_argument("--library", metavar="DIR", help="the library it belongs to (Immich's media location); "
-                                                         "only read: a copy goes into the sandbox")
+                                                         "only read: a copy goes into the release")
+    verify.add_argument("--runtime", choices=["processes", "containers"], default="processes",
+                        help="processes (default): the sandbox, the Immich API double, for the double's backups; "
+                             "containers: the stack's containers under Docker, for a real Immich backup")
+    verify.add_argument("--images", choices=["pinned", "local"], default="pinned",
+                        help="with --runtime containers: pinned (default: the real Immich images the stack pins) "
+                             "or local (the project's builds of the double)")
     verify.set_defaults(func=cmd_verify_backup)
     return parser
 

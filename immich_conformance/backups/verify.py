@@ -1,10 +1,14 @@
 """``verify-backup``: restore an Immich database backup into a throwaway release and say whether it is worth keeping.
 
-The release is the processes sandbox (the Immich API double on a PostgreSQL of its own). The backup is checked first
-(its gzip stream whole, a pg_dump header, its Postgres major not newer than the release's), then restored through
-Immich's own maintenance flow; with ``--library`` a copy of the library (the user's folder is only read) is put in
-the sandbox's NAS folder first and Immich's integrity checks run on the result: a missing original or a checksum
-mismatch fails the verification, naming the files.
+The release is the processes sandbox (the Immich API double on a PostgreSQL of its own), or the containers runtime:
+the real images for a real Immich backup (``--runtime containers``), the double's builds for the double's
+(``--images local``). Real Immich enters and leaves maintenance inside its container (its main process starts the
+workers again when they exit with the restart code), so the container needs no restart policy.
+
+The backup is checked first (its gzip stream whole, a pg_dump header, its Postgres major not newer than the
+release's), then restored through Immich's own maintenance flow; with ``--library`` a copy of the library (the user's
+folder is only read) is put in the release's NAS folder first and Immich's integrity checks run on the result: a
+missing original or a checksum mismatch fails the verification, naming the files.
 """
 
 from __future__ import annotations
@@ -14,16 +18,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-import psycopg
 
 from .backup_file import BackupFile, BackupProblem, check_postgres, inspect_backup
 from .integrity import IntegrityFindings, integrity_summary
 from .library import copy_library
 from .restore import RestoreFailed, grant_api_key, restore_backup
+from .sql_access import Connection, PsqlConnection, connect
+
+if TYPE_CHECKING:
+    from ..targets.base import Target
+    from ..targets.spec import TargetSpec
 
 SHOWN_PATHS = 10
+TIMEOUT = httpx.Timeout(30.0, read=120.0)
 
 
 class VerifyFailed(RuntimeError):
@@ -78,9 +88,9 @@ def _size(count: int) -> str:
     return f"{count} bytes"
 
 
-def _counts(dsn: str) -> tuple[int, int]:
+def _counts(database: str | Connection) -> tuple[int, int]:
     """Assets not in the trash and albums, from the release's database (the double's tables or Immich's)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect(database) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
         asset, album = ("assets", "albums") if "assets" in tables else ("asset", "album")
@@ -90,52 +100,63 @@ def _counts(dsn: str) -> tuple[int, int]:
     return int(assets[0]) if assets else 0, int(albums[0]) if albums else 0
 
 
-def _release_postgres_major(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+def _release_postgres_major(database: str | Connection) -> int:
+    with connect(database) as conn:
         row = conn.execute("SHOW server_version_num").fetchone()
     return int(row[0]) // 10000 if row else 0
 
 
-def _relative(paths: list[str], root: Path) -> list[str]:
-    out = []
-    for path in paths:
-        with contextlib.suppress(ValueError):
-            path = str(Path(path).relative_to(root))
-        out.append(path)
-    return out
+def _relative(paths: list[str], media: str) -> list[str]:
+    """Paths as the server reports them, relative to its media location (the sandbox's folder, or /data in a
+    container)."""
+    media = media.rstrip("/") + "/"
+    return [path[len(media):] if path.startswith(media) else path for path in paths]
 
 
-def verify_backup(backup: Path, library: Path | None = None, *,
+def release_for(info: BackupFile, spec: TargetSpec) -> None:
+    """Refuse, before anything starts, a release that cannot restore this backup: the double's builds restore only
+    the double's backups, real Immich only its own."""
+    doubles = spec.runtime != "containers" or spec.images == "local"
+    if info.real_immich and doubles:
+        raise BackupProblem(f"the backup {info.path.name} is of a real Immich server (its own schema and extensions), "
+                            f"and {spec.option} runs the Immich API double, which restores only backups it wrote: "
+                            "verify it with the real images (--runtime containers), or restore it into a spare "
+                            "Immich (Administration > Maintenance > restore)")
+    if not info.real_immich and not doubles:
+        raise BackupProblem(f"the backup {info.path.name} was written by the Immich API double: it restores only into "
+                            "the double's builds (the default sandbox, or --runtime containers --images local)")
+
+
+def verify_backup(backup: Path, library: Path | None = None, *, spec: TargetSpec | None = None,
                   progress: Callable[[str], None] | None = None) -> VerifyReport:
-    """Restore ``backup`` into a throwaway sandbox release; the report (``failure`` set when it did not restore
-    cleanly). BackupProblem before any release starts when the file itself cannot restore."""
-    from ..targets.sandbox import Sandbox
+    """Restore ``backup`` into a throwaway release (``spec``: the processes sandbox by default, or the containers
+    runtime); the report (``failure`` set when it did not restore cleanly). BackupProblem before any release starts
+    when the file itself cannot restore, or cannot restore into that release."""
     from ..targets.spec import TargetSpec, open_target
 
+    spec = spec or TargetSpec()
+    where = "containers" if spec.runtime == "containers" else "sandbox"
     say = progress or (lambda message: None)
     info = inspect_backup(backup)
-    if info.real_immich:
-        raise BackupProblem(f"the backup {backup.name} is of a real Immich server (its own schema and extensions): "
-                            "the sandbox release is the Immich API double, which restores only backups it wrote; "
-                            "restore this one into a spare Immich of the real images (Administration > "
-                            "Maintenance > restore) instead")
+    release_for(info, spec)
     if library is not None and not library.is_dir():
         raise BackupProblem(f"the library folder {library} does not exist or is not a folder: give the folder Immich "
                             "uses as its media location (the one holding upload/ and library/)")
     report = VerifyReport(backup=info, library=library)
     started = time.monotonic()
-    sandbox = open_target(TargetSpec(), lambda message: say(f"sandbox: {message}"))
-    assert isinstance(sandbox, Sandbox)
-    with contextlib.closing(sandbox):
-        major = _release_postgres_major(sandbox.database_dsn)
-        with httpx.Client(base_url=sandbox.lan.url, headers={"x-api-key": sandbox.api_key}, timeout=30) as client:
+    target = open_target(spec, lambda message: say(f"{where}: {message}"))
+    with contextlib.closing(target):
+        database = _database(target)
+        major = _release_postgres_major(database)
+        with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=TIMEOUT) as client:
             version = client.get("/api/server/version").json()
-            report.release = (f"the sandbox release (Immich API double v{version['major']}.{version['minor']}."
-                              f"{version['patch']}, PostgreSQL {major})")
+            release = f"v{version['major']}.{version['minor']}.{version['patch']}"
+            report.release = (f"a throwaway {where} release (Immich {'' if info.real_immich else 'API double '}"
+                              f"{release}, PostgreSQL {major})")
             check_postgres(info, major)
             if library is not None:
-                say(f"copying the library {library} into the sandbox")
-                report.copied = copy_library(library, sandbox.nas_root)
+                say(f"copying the library {library} into the {where}")
+                report.copied = copy_library(library, target.nas_root)
             say(f"restoring {backup.name} through Immich's maintenance flow")
             try:
                 restore_backup(client, backup, progress=say)
@@ -144,15 +165,16 @@ def verify_backup(backup: Path, library: Path | None = None, *,
                 if "no admin exists" in str(exc):
                     report.failure += " (no Immich admin in it: is it a dump of another application?)"
                 return report
-            client.headers["x-api-key"] = grant_api_key(sandbox.database_dsn)
+            client.headers["x-api-key"] = grant_api_key(database)
             users = client.get("/api/admin/users")
             users.raise_for_status()
             report.users = sorted(u["email"] for u in users.json())
-            report.assets, report.albums = _counts(sandbox.database_dsn)
+            report.assets, report.albums = _counts(database)
             if library is not None:
                 say("running Immich's integrity checks")
                 found = integrity_summary(client)
-                found.paths = {kind: _relative(paths, sandbox.nas_root) for kind, paths in found.paths.items()}
+                found.paths = {kind: _relative(paths, str(target.media_location))
+                               for kind, paths in found.paths.items()}
                 report.findings = found
                 if problems := found.problems():
                     named = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(paths[:SHOWN_PATHS])}"
@@ -161,3 +183,15 @@ def verify_backup(backup: Path, library: Path | None = None, *,
                                       "files from another copy of the library")
     report.seconds = time.monotonic() - started
     return report
+
+
+def _database(target: Target) -> str | Connection:
+    """The release's database: the processes sandbox's by its DSN, a container's through psql in it."""
+    from ..targets.containers import ContainersSandbox
+    from ..targets.sandbox import Sandbox
+
+    if isinstance(target, Sandbox):
+        return target.database_dsn
+    if isinstance(target, ContainersSandbox):
+        return PsqlConnection(target.psql)
+    raise BackupProblem(f"{target.name} gives no way into its database")

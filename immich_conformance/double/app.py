@@ -207,11 +207,12 @@ async def serve(settings: Settings) -> int:
         await runner.cleanup()
         await db.close()
         return 1
-    maintenance.attach(runner.app, runner, site)
+    stop = asyncio.Event()
+    app = runner.app
+    maintenance.attach(app, runner, site, stop)
     boot_log.info("Immich Server is listening on http://%s:%s [%s] [production]", settings.host, settings.port,
                   settings.version)
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -221,7 +222,7 @@ async def serve(settings: Settings) -> int:
     await runner.cleanup()
     await state.abandon()  # as when Immich stops: queued jobs (a forced delete's file removal) are left undone
     await db.close()
-    return 0
+    return maintenance.of(app).exit_code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,10 @@ Outside maintenance: ``GET /api/admin/maintenance/status`` is ``{"active": false
 state in ``system_metadata`` (``maintenance-mode``: a fresh secret and the action), answers 201 with the cookie
 ``immich_maintenance_token`` (an HS256 JWT of that secret, 4 h) and restarts the server; so does
 ``POST /api/admin/database-backups/start-restore`` (no authentication; 400 once an admin exists) with
-``select_database_restore``. A restart, as Immich's exit and its container's restart, stops listening for
-``RESTART_SECONDS`` (connections are refused), reconnects to the database and runs the start-up again; a start-up that
-fails leaves the server down (a crash loop, seen from outside).
+``select_database_restore``. A restart, as Immich's workers exiting with the restart code and its main process
+starting them again (inside the same process and container), stops listening for ``RESTART_SECONDS`` (connections are
+refused), reconnects to the database and runs the start-up again; a start-up that fails there ends the whole process
+with exit code 1, as Immich's main process exits when a worker fails: its platform restarts it, or not.
 
 In maintenance the server is the maintenance worker: only ``/api/server/{config,ping,version}`` (config is just
 ``{"maintenanceMode": true}``), the database-backup routes and ``/api/admin/maintenance/{status,detect-install,login}``
@@ -63,6 +64,8 @@ class Maintenance:
     runner: web.AppRunner | None = None
     site: web.TCPSite | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    stop: asyncio.Event | None = None
+    exit_code: int = 0  # what the process exits with once ``stop`` is set
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -179,7 +182,10 @@ async def restart(app: web.Application) -> None:
         await boot(app)
     except (DatabaseUnavailable, StartupError) as exc:
         logging.getLogger("immich.Bootstrap").error("%s", exc)
-        return  # stays down: a container that keeps failing its start
+        m.exit_code = 1  # Immich's main process exits when a worker fails to start
+        if m.stop is not None:
+            m.stop.set()
+        return
     if m.runner is not None:
         m.site = web.TCPSite(m.runner, st.settings.host, st.settings.port, reuse_address=True)
         await m.site.start()
@@ -209,8 +215,8 @@ async def boot(app: web.Application) -> None:
     m.spawn(run_action(app, action))
 
 
-def attach(app: web.Application, runner: web.AppRunner, site: web.TCPSite) -> None:
-    of(app).runner, of(app).site = runner, site
+def attach(app: web.Application, runner: web.AppRunner, site: web.TCPSite, stop: asyncio.Event) -> None:
+    of(app).runner, of(app).site, of(app).stop = runner, site, stop
 
 
 # ---- the maintenance worker ---------------------------------------------------------------------------------------

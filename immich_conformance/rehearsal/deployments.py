@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 
 from ..backups.sql_access import PSQL_SCRIPT
 from ..conditions import pods_ready
+from ..containers.engine import ContainersError
 from ..kube import CrashLoop
 from ..procs import wait_until
 from ..targets.base import Target
@@ -42,8 +43,6 @@ class Deployment(ABC, Generic[T]):
 
     target: T | None = None
     upgrade_began: float = 0.0  # time.time() when the last upgrade changed the deployment
-    restarts_exited_server: bool = True
-    """Whether an Immich server that exits is started again (real Immich exits to enter and leave maintenance)."""
 
     @abstractmethod
     def deploy(self, release: Release, progress: Progress) -> T:
@@ -209,7 +208,6 @@ class ContainersDeployment(Deployment[ContainersSandbox]):
     images: str = "local"
     keep: bool = False
     target: ContainersSandbox | None = None
-    restarts_exited_server: bool = False  # no restart policy: a stopped container stays stopped
 
     def __str__(self) -> str:
         return f"containers ({self.images} images)"
@@ -240,13 +238,10 @@ class ContainersDeployment(Deployment[ContainersSandbox]):
         return self.running().running_images()
 
     def psql(self, query: str) -> str:
-        container = self.running().containers.running.get(DATABASE)
-        if container is None:
-            raise RehearsalError(f"no {DATABASE} container runs")
-        code, (out, err) = container.exec_run(["sh", "-c", PSQL_SCRIPT, "sh", query], demux=True)
-        if code != 0:
-            raise RehearsalError(f"psql in the {DATABASE} container failed: {(err or b'').decode()[:500].strip()}")
-        return (out or b"").decode()
+        try:
+            return self.running().psql(query)
+        except ContainersError as exc:
+            raise RehearsalError(str(exc)) from None
 
     def scenario_options(self) -> tuple[list[str], dict[str, str]]:
         target = self.running()

@@ -59,10 +59,6 @@ class RestoreRequest:
             raise RehearsalError(f"the backup {self.backup.name} is of a real Immich server: on {deployment} the "
                                  "releases are builds of the Immich API double; rehearse it with the real images "
                                  "(--runtime containers --images pinned, or a cluster with real Immich)")
-        if info.real_immich and not deployment.restarts_exited_server:
-            raise RehearsalError(f"the backup {self.backup.name} is of a real Immich server, which exits to enter and "
-                                 f"leave maintenance mode for the restore, and {deployment} does not start an exited "
-                                 "server again: rehearse it on a cluster (--kubeconfig of a kind cluster)")
         if not info.real_immich and not deployment.builds_doubles:
             raise RehearsalError(f"the backup {self.backup.name} was written by the Immich API double: it restores "
                                  "only into the double's builds (--images local, --cluster offline)")

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..access_keys import KeyRing
+from ..backups.sql_access import PSQL_SCRIPT
 from ..containers import cleanup, engine, readiness, run_folder, watch
 from ..containers.container_set import ContainerSet
 from ..containers.container_spec import ContainerSpec, StackSpec, TranslationError
@@ -54,6 +55,7 @@ REACH = (("origin-proxy", "http"),)
 LAN_SERVICE = ("immich-server", "http")
 EDGE_SERVICE = ("edge-standin", "app")
 ORIGIN_SERVICE = ("origin-proxy", "http")
+DATABASE = "immich-postgres"  # the stack's Postgres Deployment, and so its container
 
 __all__ = ["ContainerStopped", "ContainersSandbox"]
 
@@ -275,3 +277,14 @@ class ContainersSandbox(Target):
 
     def diagnostics(self, marks: LogMarks) -> dict[str, str]:
         return {**self.logs_since(marks), "container states": watch.states(self.containers.running)}
+
+    def psql(self, query: str) -> str:
+        """Run ``query`` with psql in the database container (``docker exec``); its rows as CSV, no header.
+        ContainersError says why it could not."""
+        container = self.containers.running.get(DATABASE)
+        if container is None:
+            raise ContainersError(f"no {DATABASE} container runs")
+        code, (out, err) = container.exec_run(["sh", "-c", PSQL_SCRIPT, "sh", query], demux=True)
+        if code != 0:
+            raise ContainersError(f"psql in the {DATABASE} container failed: {(err or b'').decode()[:500].strip()}")
+        return (out or b"").decode()

@@ -1,17 +1,23 @@
-"""``rehearse --restore`` with ``--runtime containers --images local``, from a backup the double wrote by its own job
-on a seeded library: a good upgrade passes every phase on a sample of the library; a to-release whose migration drops
-an album's members, or an asset, fails the check after the upgrade, naming the album or the asset. The user's library
-folder and backup are never changed (paths, sizes and modification times compared), and nothing is left behind."""
+"""``rehearse --restore`` and ``verify-backup`` with ``--runtime containers --images local``, from a backup the double
+wrote by its own job on a seeded library: a good upgrade passes every phase on a sample of the library; a to-release
+whose migration drops an album's members, or an asset, fails the check after the upgrade, naming the album or the
+asset; the backup verifies in containers, and a damaged library copy fails naming its files as Immich's integrity
+checks report them (paths under the container's media location). The user's library folder and backup are never
+changed (paths, sizes and modification times compared), and nothing is left behind."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
+from immich_conformance import REPO_ROOT
 from immich_conformance.backups import tree_state
 from immich_conformance.rehearsal.seed_backup import seed_backup
 
@@ -71,4 +77,49 @@ def test_a_migration_that_loses_data_fails_naming_it(nightly: tuple[Path, Path],
     assert re.search(named, result.stdout), result.stdout[-6000:]
     assert "library copy: whole" in result.stdout
     assert "rehearsal FAILED" in result.stdout
+    assert_nothing_left(client, result)
+
+
+def _verify(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "immich_conformance.cli", "verify-backup", *args, *LOCAL],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_the_backup_verifies_in_containers(nightly: tuple[Path, Path], untouched: None,
+                                           client: docker.DockerClient) -> None:
+    backup, library = nightly
+    result = _verify(str(backup), "--library", str(library))
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert re.search(r"restored into: a throwaway containers release \(Immich API double v3\.0\.3, PostgreSQL \d+\)",
+                     result.stdout), result.stdout[-3000:]
+    assert "users:      2" in result.stdout and "albums:     2" in result.stdout, result.stdout[-3000:]
+    assert "integrity:  0 missing, 0 checksum mismatches, 0 untracked files" in result.stdout
+    assert "verdict:    this backup restores" in result.stdout
+    assert_nothing_left(client, result)
+
+
+def test_a_damaged_library_fails_verification_in_containers_naming_the_files(
+        nightly: tuple[Path, Path], client: docker.DockerClient, tmp_path: Path) -> None:
+    backup, library = nightly
+    damaged = tmp_path / "damaged"
+    shutil.copytree(library, damaged, copy_function=shutil.copy2)
+    originals = sorted(p.relative_to(damaged) for folder in ("library", "upload") if (damaged / folder).is_dir()
+                       for p in (damaged / folder).rglob("*") if p.is_file() and not p.name.startswith("."))
+    assert len(originals) >= 4, originals
+    missing, altered = originals[:2], originals[2:]  # two gone (one may be the trashed asset, never checked)
+    for path in missing:
+        (damaged / path).unlink()
+    for path in altered:
+        (damaged / path).write_bytes(b"bit rot")
+    before = tree_state(damaged)
+    result = _verify(str(backup), "--library", str(damaged))
+    assert result.returncode == 1, result.stdout[-6000:] + result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "library is damaged" in lines[0], result.stderr[-3000:]
+    named_missing = re.findall(r"missing file: ([^;)]+)", lines[0])
+    named_altered = re.findall(r"checksum mismatch: ([^;)]+)", lines[0])
+    assert named_missing and named_altered, lines[0]
+    assert {Path(p) for n in named_missing for p in n.split(", ")} <= set(missing), lines[0]
+    assert {Path(p) for n in named_altered for p in n.split(", ")} <= set(altered), lines[0]
+    assert tree_state(damaged) == before, "verify-backup changed the library folder it was given"
     assert_nothing_left(client, result)

@@ -159,3 +159,22 @@ def test_a_new_install_restores_through_start_restore(double_factory: Any, spec:
         wait_for(lambda: httpx.post(f"{server.url}/api/auth/login", timeout=2,
                                     json={"email": "admin@example.com", "password": ADMIN_PASSWORD}).status_code == 201,
                  "the backup's admin able to log in", timeout=30)
+
+
+def test_a_restart_whose_start_up_fails_ends_the_process(double_factory: Any) -> None:
+    """Immich's main process starts its workers again after a restart, in the same container; when the start-up fails
+    there (a media folder's marker gone), the worker exits 1 and so does the main process: the double's process ends
+    with exit code 1 instead of staying up without listening."""
+    server, client = _fresh(double_factory)
+    with contextlib.closing(client):
+        token = client.post("/api/admin/maintenance", json={"action": "start"}).cookies[COOKIE]
+        client.cookies.clear()
+        wait_for(lambda: httpx.get(f"{server.url}/api/server/config", timeout=2).json() == {"maintenanceMode": True},
+                 "the restart into maintenance mode")
+        (server.media / "upload" / ".immich").unlink()
+        client.cookies.set(COOKIE, token)
+        ended = client.post("/api/admin/maintenance", json={"action": "end"})
+        assert ended.status_code == 201
+    assert server.process.proc is not None
+    assert server.process.proc.wait(timeout=15) == 1, "the double stayed up after a start-up that failed"
+    assert "upload/.immich" in server.log(), server.log()[-2000:]

@@ -121,3 +121,9 @@ def test_a_real_immich_backup_is_refused_by_the_double_sandbox(run_dir: Path) ->
                                    b"CREATE EXTENSION IF NOT EXISTS vchord WITH SCHEMA public;\n"
                                    b'CREATE TABLE public."user" (id uuid);\n'))
     _fails_with(_verify(str(real)), "is of a real Immich server", "real images")
+
+
+def test_a_backup_of_the_double_is_refused_by_the_real_images(seeded: Seeded) -> None:
+    """The real images restore only real Immich backups: refused before any container starts."""
+    _fails_with(_verify(str(seeded.backup), "--runtime", "containers"), "written by the Immich API double",
+                "--images local")
