@@ -44,6 +44,11 @@ def pods_ready(kube: Kube, selector: Mapping[str, str], *, since: float = 0.0) -
     return lambda: kube.ready_pods(dict(selector), since=since)
 
 
+def pods_gone(kube: Kube, selector: Mapping[str, str]) -> Condition:
+    """No pod matching ``selector`` exists (terminating ones count as still there)."""
+    return lambda: not kube.items("pods", ",".join(f"{k}={v}" for k, v in selector.items()))
+
+
 def all_of(*conditions: Condition) -> Condition:
     """Every one of ``conditions`` holds (asked in order, stopping at the first that does not)."""
     return lambda: all(condition() for condition in conditions)

@@ -35,6 +35,11 @@ class IntegrityFindings:
                 if self.counts.get(kind)}
 
 
+def has_integrity_checks(client: httpx.Client) -> bool:
+    """Whether the release behind ``client`` has the integrity checks (Immich v3 and later; unknown paths before)."""
+    return client.get("/api/admin/integrity/summary").status_code != 404
+
+
 def _idle(client: httpx.Client) -> bool:
     queues = client.get("/api/queues")
     queues.raise_for_status()

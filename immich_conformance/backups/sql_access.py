@@ -16,6 +16,10 @@ PSQL_SCRIPT = ('PGPASSWORD="$POSTGRES_PASSWORD" exec psql -h 127.0.0.1 -U "$POST
                '-X -q -v ON_ERROR_STOP=1 --csv -t -c "$1"')
 """Run in the database container as ``sh -c PSQL_SCRIPT sh SQL``: the stack's POSTGRES_* variables say who and
 where; rows come back as CSV without a header."""
+PSQL_FILE_SCRIPT = ('PGPASSWORD="$POSTGRES_PASSWORD" exec psql -h 127.0.0.1 -U "$POSTGRES_USER" '
+                    '-d "${1:-$POSTGRES_DB}" -X -q -o /dev/null -f "$2"')
+"""Run in the database container as ``sh -c PSQL_FILE_SCRIPT sh DATABASE FILE``: a whole SQL file (``-`` for
+standard input) into DATABASE (empty: the stack's own), going on after errors as plain psql does; errors on stderr."""
 
 
 class Rows(Protocol):

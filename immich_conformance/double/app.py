@@ -175,7 +175,7 @@ def build_app(state: DoubleState) -> web.Application:
     state.realtime.attach(app)
     add_routes(app)
     jobs.add_routes(app)
-    maintenance.add_routes(app)  # backups, maintenance mode, integrity checks, manual jobs
+    maintenance.add_routes(app, state.settings.version)  # backups, maintenance mode, integrity, manual jobs
     return app
 
 

@@ -38,6 +38,9 @@ from immich_conformance.double.validation import ApiError, Issues
 log = logging.getLogger("immich.IntegrityService")
 
 QUEUE = "integrityCheck"
+SINCE = (3, 0, 0)
+"""The release that brought the integrity checks: before it their routes are unknown (404) and their job names
+refused."""
 MISSING, UNTRACKED, CHECKSUM = "missing_file", "untracked_file", "checksum_mismatch"
 TYPES = (UNTRACKED, MISSING, CHECKSUM)
 CRAWLED = ("encoded-video", "library", "upload", "thumbs")

@@ -39,6 +39,7 @@ from immich_conformance.double import backups, integrity, manual_jobs, system_me
 from immich_conformance.double.database import DatabaseUnavailable
 from immich_conformance.double.http_api import caller, json_body, json_response, state
 from immich_conformance.double.restore import RestoreError, restore
+from immich_conformance.double.settings import ServerVersion
 from immich_conformance.double.state import STATE
 from immich_conformance.double.storage_integrity import MARKER, MEDIA_FOLDERS, StartupError, verify_storage
 from immich_conformance.double.validation import ApiError, Reader
@@ -51,6 +52,9 @@ COOKIE = "immich_maintenance_token"
 COOKIE_MAX_AGE = 24 * 3600
 JWT_SECONDS = 4 * 3600
 RESTART_SECONDS = 1.0
+RESTORE_FLOW_SINCE = (2, 5, 0)
+"""The release that brought the database-backup routes, maintenance mode and the restore flow; before it, a backup
+is restored with psql while the server is stopped (Immich's documentation), and these paths are unknown (404)."""
 ACTIONS = ("start", "end", "select_database_restore", "restore_database")
 PUBLIC_ERROR = "Something went wrong, see logs!"
 EXTERNAL_DOMAIN = "https://my.immich.app"
@@ -389,12 +393,16 @@ async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
     return web.Response(status=302, text=f"Found. Redirecting to {location}", headers={"Location": location})
 
 
-def add_routes(app: web.Application) -> None:
-    """The routes of backups, maintenance, integrity and manual jobs, and the maintenance state."""
+def add_routes(app: web.Application, version: ServerVersion) -> None:
+    """The routes of backups, maintenance, integrity and manual jobs, as far as release ``version`` has them, and
+    the maintenance state."""
     app[MAINTENANCE] = Maintenance()
-    backups.add_routes(app)
-    integrity.add_routes(app)
+    if version.at_least(integrity.SINCE):
+        integrity.add_routes(app)
     manual_jobs.add_routes(app)
+    if not version.at_least(RESTORE_FLOW_SINCE):
+        return
+    backups.add_routes(app)
     app.router.add_get("/api/admin/maintenance/status", normal_status)
     app.router.add_get("/api/admin/maintenance/detect-install", detect_install)
     app.router.add_post("/api/admin/maintenance/login", normal_login)

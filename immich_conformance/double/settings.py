@@ -51,6 +51,10 @@ class ServerVersion:
     def as_dto(self) -> dict[str, int | None]:
         return {"major": self.major, "minor": self.minor, "patch": self.patch, "prerelease": self.prerelease}
 
+    def at_least(self, since: tuple[int, int, int]) -> bool:
+        """Whether this release has what came in release ``since`` (major, minor, patch)."""
+        return (self.major, self.minor, self.patch) >= since
+
     def __str__(self) -> str:
         suffix = f"-rc.{self.prerelease}" if self.prerelease is not None else ""
         return f"v{self.major}.{self.minor}.{self.patch}{suffix}"

@@ -18,21 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ..backups.sql_access import PSQL_SCRIPT
+from ..backups.psql_restore import PsqlRestore, psql_errors
+from ..backups.sql_access import PSQL_FILE_SCRIPT, PSQL_SCRIPT
 from ..conditions import pods_ready
 from ..containers.engine import ContainersError
-from ..kube import CrashLoop
-from ..procs import wait_until
+from ..kube import CrashLoop, KubeError
+from ..procs import WaitTimeout, wait_until
 from ..targets.base import Target
 from ..targets.bootstrap import API_KEY_ENV
 from ..targets.cluster import NODE_ADDRESS_ENV, NODE_LOCAL_ENV, ClusterSetupError, ClusterTarget
-from ..targets.containers import ContainersSandbox
+from ..targets.containers import ContainersSandbox, ContainerStopped
 from ..targets.containers_attached import RUN_FILE_ENV
 from ..targets.spec import TargetSetupError, TargetSpec, TargetSpecError, construct_target, open_target
 from ..targets.stack_source import Placement
 from .releases import RehearsalError, Release
 
 UPGRADE_TIMEOUT = 300.0
+PSQL_RESTORE_TIMEOUT = 900.0
 DATABASE = "immich-postgres"  # the stack's Postgres Deployment (and its container under --runtime containers)
 Progress = Callable[[str], None]
 T = TypeVar("T", bound=Target)
@@ -84,6 +86,11 @@ class Deployment(ABC, Generic[T]):
     def psql(self, query: str) -> str:
         """Run ``query`` with psql in the running stack's database container; its rows as CSV (no header)."""
         raise RehearsalError(f"{self} gives no way into its database")
+
+    def restore_with_psql(self, restore: PsqlRestore) -> str:
+        """Immich's documented restore for releases without the restore flow: the server stopped, the SQL fed to
+        psql in the database container, the server started again and answering; psql's errors (empty: none)."""
+        raise RehearsalError(f"{self} cannot restore a backup with psql")
 
     def running(self) -> T:
         if self.target is None:
@@ -187,6 +194,19 @@ class ClusterDeployment(Deployment[ClusterTarget]):
             raise RehearsalError(f"psql in deployment/{DATABASE} failed: {result.stderr.strip()[:500]}")
         return result.stdout
 
+    def restore_with_psql(self, restore: PsqlRestore) -> str:
+        target = self.running()
+        try:
+            with target.immich_server_stopped():
+                result = target.kube.run("exec", "-i", f"deployment/{DATABASE}", "-c", "postgres", "--", "sh", "-c",
+                                         PSQL_FILE_SCRIPT, "sh", restore.database or "", "-", stdin=restore.sql,
+                                         check=False, timeout=PSQL_RESTORE_TIMEOUT)
+                if result.returncode != 0:
+                    raise RehearsalError(f"psql in deployment/{DATABASE} failed: {result.stderr.strip()[-500:]}")
+        except (KubeError, WaitTimeout) as exc:
+            raise RehearsalError(f"restoring with psql on {self}: {exc}") from None
+        return psql_errors(result.stderr)
+
     def running_environment(self) -> dict[str, dict[str, str]]:
         return {name: {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
                 for name, container in self._running_containers().items()}
@@ -242,6 +262,15 @@ class ContainersDeployment(Deployment[ContainersSandbox]):
             return self.running().psql(query)
         except ContainersError as exc:
             raise RehearsalError(str(exc)) from None
+
+    def restore_with_psql(self, restore: PsqlRestore) -> str:
+        target = self.running()
+        try:
+            with target.immich_server_stopped():
+                errors = target.load_sql(restore.sql, restore.database)
+        except (ContainersError, ContainerStopped) as exc:
+            raise RehearsalError(f"restoring with psql on {self}: {exc}") from None
+        return psql_errors(errors)
 
     def scenario_options(self) -> tuple[list[str], dict[str, str]]:
         target = self.running()

@@ -47,6 +47,7 @@ def resolve(ref: str, overlay: str = "ci", *, workdir: Path | None = None) -> Re
     """The release ``ref`` names. A git ref's ``stack/`` is copied out of git (under ``workdir``) and rendered
     once here, so that a ref that does not render stops the rehearsal before anything is deployed."""
     if TAG.match(ref):
+        ensure_test_secrets(lambda message: None)  # the report renders the current stack/ (a fresh checkout too)
         return Release(ref, ref, "Immich release tag on the current stack/",
                        StackSource(overlay, immich_tag=ref), whole=False)
     commit = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=REPO_ROOT,

@@ -9,8 +9,12 @@ run to completion. After the upgrade, anything lost or changed since before, and
 mismatches, fail the phase by name.
 
 Works on any ``Deployment``: the NAS is the target's ``nas_root``, the database is reached by ``Deployment.psql``.
-Real Immich exits and must be started again to enter and leave maintenance mode: Kubernetes restarts its pod; the
-API double restarts in-process.
+Immich enters and leaves maintenance mode inside its container (its main process starts the workers again), so no
+platform restart is involved. A from-release without the restore flow (Immich before v2.5) gets the backup as
+Immich's documentation restores one: the server stopped, the SQL fed to psql, the server started again
+(``Deployment.restore_with_psql``). A release without integrity checks (before v3) is checked without them; after an
+upgrade to one that has them, every missing file or mismatch they find fails the phase (the copy was served byte for
+byte before).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +31,8 @@ import httpx
 
 from ..backups import IntegrityFindings, copy_library, inspect_backup, integrity_summary, sample_originals
 from ..backups.backup_file import BackupFile, BackupProblem, check_postgres
+from ..backups.integrity import has_integrity_checks
+from ..backups.psql_restore import PsqlRestore, has_restore_flow
 from ..backups.restore import RestoreFailed, grant_api_key, restore_backup
 from ..backups.sql_access import PsqlConnection
 from ..targets.base import Target
@@ -77,7 +84,8 @@ class AlbumState:
 class RestoredState:
     users: list[str]
     albums: dict[str, AlbumState]
-    findings: IntegrityFindings
+    findings: IntegrityFindings | None
+    """None: the release has no integrity checks (Immich before v3)."""
 
 
 @dataclass
@@ -85,6 +93,8 @@ class RestoredLibrary:
     """The restored backup in the running from-release, and what was seen of it before the upgrade."""
 
     request: RestoreRequest
+    flow: bool = True
+    """Whether the from-release restored the backup itself (False: with psql, before Immich v2.5)."""
     admin_key: str = ""
     user_keys: dict[str, str] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
@@ -115,13 +125,21 @@ def restore(deployment: Deployment[Target], request: RestoreRequest,
         raise RehearsalError(str(exc)) from None
     restored = RestoredLibrary(request)
     with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=TIMEOUT) as client:
-        progress(f"restoring {request.backup.name} through Immich's maintenance flow")
-        try:
-            result = restore_backup(client, request.backup, progress=progress)
-        except RestoreFailed as exc:
-            raise AssertionError(f"the backup {request.backup.name} does not restore into {deployment}: {exc}") \
-                from None
-    progress(f"restored in {result.seconds:.1f}s (tasks: {', '.join(result.tasks)})")
+        restored.flow = has_restore_flow(client)
+        if restored.flow:
+            progress(f"restoring {request.backup.name} through Immich's maintenance flow")
+            try:
+                result = restore_backup(client, request.backup, progress=progress)
+            except RestoreFailed as exc:
+                raise AssertionError(f"the backup {request.backup.name} does not restore into {deployment}: {exc}") \
+                    from None
+            progress(f"restored in {result.seconds:.1f}s (tasks: {', '.join(result.tasks)})")
+    if not restored.flow:
+        progress(f"the from-release has no restore flow (Immich before v2.5): restoring {request.backup.name} as "
+                 "Immich's documentation does, with psql while the server is stopped")
+        began = time.monotonic()
+        errors = deployment.restore_with_psql(PsqlRestore.of(request.backup))
+        progress(f"restored with psql in {time.monotonic() - began:.1f}s" + (f"; {errors}" if errors else ""))
     database = PsqlConnection(deployment.psql)
     restored.admin_key = grant_api_key(database, name="rehearsal")
     target._api_key = restored.admin_key  # the suite's own key went with the database the backup replaced
@@ -197,23 +215,30 @@ def observe(deployment: Deployment[Target], restored: RestoredLibrary, label: st
         finally:
             for client in clients.values():
                 client.close()
-        progress(f"checking Immich's integrity {label} the upgrade")
-        findings = integrity_summary(admin)
-    findings.paths = {kind: [_relative(p, target) for p in paths] for kind, paths in findings.paths.items()}
-    counts = findings.counts
+        findings = None
+        if has_integrity_checks(admin):
+            progress(f"checking Immich's integrity {label} the upgrade")
+            findings = integrity_summary(admin)
+    integrity = "not in this release (Immich before v3)"
+    if findings is not None:
+        findings.paths = {kind: [_relative(p, target) for p in paths] for kind, paths in findings.paths.items()}
+        counts = findings.counts
+        integrity = (f"{counts.get('missing_file', 0)} missing, {counts.get('checksum_mismatch', 0)} checksum "
+                     f"mismatches, {counts.get('untracked_file', 0)} untracked")
     progress(f"{label} the upgrade: {len(listed)} user(s), {len(albums)} album(s), {checked} asset(s) served byte "
-             f"for byte; integrity: {counts.get('missing_file', 0)} missing, {counts.get('checksum_mismatch', 0)} "
-             f"checksum mismatches, {counts.get('untracked_file', 0)} untracked")
+             f"for byte; integrity: {integrity}")
     state = RestoredState(listed, albums, findings)
     if restored.before is not None:
-        problems += compare(restored.before, state)
+        problems += compare(restored.before, state, copied=restored.copied)
     assert not problems, (f"{len(problems)} problem(s) in the restored library {label} the upgrade:\n  "
                           + "\n  ".join(problems))
     return state
 
 
-def compare(before: RestoredState, after: RestoredState) -> list[str]:
-    """What the upgrade lost or changed: users, albums (name, owner, members, asset count), new damaged files."""
+def compare(before: RestoredState, after: RestoredState, *, copied: list[str] | None = None) -> list[str]:
+    """What the upgrade lost or changed: users, albums (name, owner, members, asset count), new damaged files.
+    ``copied``: the library copy's files (relative paths), which stand for the integrity findings before the upgrade
+    when that release had no checks."""
     problems = [f"user {email} is gone after the upgrade" for email in sorted(set(before.users) - set(after.users))]
     for album_id, was in sorted(before.albums.items(), key=lambda item: item[1].name):
         now = after.albums.get(album_id)
@@ -227,7 +252,15 @@ def compare(before: RestoredState, after: RestoredState) -> list[str]:
             problems.append(f"{named} had {was.assets} asset(s), now {now.assets}")
         if now.name != was.name:
             problems.append(f"{named} is now named '{now.name}'")
-    for kind, paths in after.findings.new_since(before.findings).items():
+    if after.findings is None:
+        return problems
+    baseline = before.findings
+    if baseline is None:  # a release without the checks: every file of the copy was served byte for byte, so a
+        # finding on one of them is new; the files left out of a sample are missing by design
+        inside = set(copied or [])
+        baseline = IntegrityFindings(counts={}, paths={kind: [p for p in paths if p not in inside]
+                                                      for kind, paths in after.findings.paths.items()})
+    for kind, paths in after.findings.new_since(baseline).items():
         shown = ", ".join(paths[:SHOWN]) + (f" and {len(paths) - SHOWN} more" if len(paths) > SHOWN else "")
         problems.append(f"{len(paths)} new {kind.replace('_', ' ')}(s) after the upgrade: {shown}")
     return problems

@@ -45,11 +45,14 @@ def upload_photos(target: Target, count: int) -> None:
         client.close()
 
 
-def seed_backup(out: Path, progress=print, extra_photos: int = 0) -> tuple[Path, Path]:  # noqa: ANN001
-    """Seed a library on the from-release, back it up by Immich's job; (the backup, the library copy) under ``out``.
-    ``extra_photos``: that many more small photos of the admin's."""
+def seed_backup(out: Path, progress=print, extra_photos: int = 0,  # noqa: ANN001
+                immich_tag: str | None = None) -> tuple[Path, Path]:
+    """Seed a library on the from-release (``immich_tag``: the double's build of that release; default the pinned
+    one), back it up by Immich's job; (the backup, the library copy) under ``out``. ``extra_photos``: that many more
+    small photos of the admin's."""
     out.mkdir(parents=True, exist_ok=True)
-    with ContainersSandbox(images="local", progress=lambda m: progress(f"containers: {m}")) as target:
+    with ContainersSandbox(images="local", immich_tag=immich_tag,
+                           progress=lambda m: progress(f"containers: {m}")) as target:
         library = seed_library(target)
         progress(f"seeded: {library.summary()}")
         if extra_photos:
@@ -80,10 +83,12 @@ def seed_backup(out: Path, progress=print, extra_photos: int = 0) -> tuple[Path,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="the folder to write the backup and the library copy into")
+    parser.add_argument("--release", metavar="vX.Y.Z", help="the Immich release whose double build writes the backup "
+                                                            "(default: the pinned one)")
     args = parser.parse_args(argv)
     try:
         backup, library = seed_backup(Path(args.out), progress=lambda m: print(f"[seed-backup] {m}", file=sys.stderr,
-                                                                                 flush=True))
+                                                                                 flush=True), immich_tag=args.release)
     except (RuntimeError, OSError) as exc:
         print(f"seed-backup: {exc}", file=sys.stderr)
         return 1

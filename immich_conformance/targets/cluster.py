@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,7 @@ import yaml
 
 from .. import STACK_DIR
 from ..access_keys import KeyRing
-from ..conditions import all_of, pods_ready, port_answers
+from ..conditions import all_of, pods_gone, pods_ready, port_answers, url_answers_ok
 from ..kube import CrashLoop, Kube, KubeError
 from ..netpolicy.probes import connects
 from ..procs import ManagedProcess, WaitTimeout, wait_until
@@ -312,6 +312,23 @@ class ClusterTarget(Target):
         wait_until(self.serves_api, timeout=ROUTE_TIMEOUT, interval=0.5,
                    what=f"Immich answering an API request on {self._lan.url} after {deployment} restarted")
         return time.time() - since
+
+    @contextlib.contextmanager
+    def immich_server_stopped(self) -> Iterator[None]:
+        """The Immich server scaled to no pods (every one gone); afterwards back to its replicas, Ready and routed
+        to through its NodePort."""
+        name = "immich-server"
+        deployment = self.deployments()[name]
+        replicas = int(deployment["spec"].get("replicas", 1))
+        self.kube.run("scale", f"deployment/{name}", "--replicas=0")
+        wait_until(pods_gone(self.kube, deployment["spec"]["selector"]["matchLabels"]), timeout=ROLLOUT_TIMEOUT,
+                   interval=0.5, what=f"every {name} pod gone")
+        yield
+        since = time.time()
+        self.kube.run("scale", f"deployment/{name}", f"--replicas={replicas}")
+        self.wait_available([name], since=since)
+        wait_until(url_answers_ok(f"{self._lan.url}/api/server/ping", timeout=3.0), timeout=ROUTE_TIMEOUT,
+                   interval=0.5, what=f"Immich answering on {self._lan.url} after {name} started again")
 
     def serves_api(self) -> bool:
         """Immich answers an authenticated request (one that reads its database) through the NodePort."""

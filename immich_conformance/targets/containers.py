@@ -21,18 +21,21 @@ readiness and logs) and offers it to the scenarios.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
 import json
 import shutil
 import sys
+import tarfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..access_keys import KeyRing
-from ..backups.sql_access import PSQL_SCRIPT
+from ..backups.sql_access import PSQL_FILE_SCRIPT, PSQL_SCRIPT
 from ..containers import cleanup, engine, readiness, run_folder, watch
 from ..containers.container_set import ContainerSet
 from ..containers.container_spec import ContainerSpec, StackSpec, TranslationError
@@ -56,6 +59,7 @@ LAN_SERVICE = ("immich-server", "http")
 EDGE_SERVICE = ("edge-standin", "app")
 ORIGIN_SERVICE = ("origin-proxy", "http")
 DATABASE = "immich-postgres"  # the stack's Postgres Deployment, and so its container
+SQL_FILE = PurePosixPath("/tmp/immich-conformance-restore.sql")  # in the database container, while psql reads it
 
 __all__ = ["ContainerStopped", "ContainersSandbox"]
 
@@ -281,10 +285,52 @@ class ContainersSandbox(Target):
     def psql(self, query: str) -> str:
         """Run ``query`` with psql in the database container (``docker exec``); its rows as CSV, no header.
         ContainersError says why it could not."""
+        code, out, err = self._exec_in_database(["sh", "-c", PSQL_SCRIPT, "sh", query])
+        if code != 0:
+            raise ContainersError(f"psql in the {DATABASE} container failed: {err[:500].strip()}")
+        return out
+
+    def load_sql(self, sql: str, database: str | None) -> str:
+        """Feed ``sql`` to psql in the database container, into ``database`` (None: the stack's own); psql's stderr.
+        The file is copied into the container's /tmp and removed afterwards."""
         container = self.containers.running.get(DATABASE)
         if container is None:
             raise ContainersError(f"no {DATABASE} container runs")
-        code, (out, err) = container.exec_run(["sh", "-c", PSQL_SCRIPT, "sh", query], demux=True)
+        data = sql.encode()
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            info = tarfile.TarInfo(SQL_FILE.name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        if not container.put_archive(str(SQL_FILE.parent), archive.getvalue()):
+            raise ContainersError(f"could not copy the SQL into the {DATABASE} container")
+        try:
+            code, _, err = self._exec_in_database(["sh", "-c", PSQL_FILE_SCRIPT, "sh", database or "", str(SQL_FILE)])
+        finally:
+            self._exec_in_database(["rm", "-f", str(SQL_FILE)])
         if code != 0:
-            raise ContainersError(f"psql in the {DATABASE} container failed: {(err or b'').decode()[:500].strip()}")
-        return (out or b"").decode()
+            raise ContainersError(f"psql in the {DATABASE} container failed: {err[-500:].strip()}")
+        return err
+
+    def _exec_in_database(self, argv: list[str]) -> tuple[int, str, str]:
+        container = self.containers.running.get(DATABASE)
+        if container is None:
+            raise ContainersError(f"no {DATABASE} container runs")
+        code, (out, err) = container.exec_run(argv, demux=True)
+        return code, (out or b"").decode(), (err or b"").decode()
+
+    @contextlib.contextmanager
+    def immich_server_stopped(self) -> Iterator[None]:
+        """The Immich server's container stopped and removed (as ``docker compose stop immich-server``); afterwards
+        a new one on the same ports, folders and database, Ready."""
+        assert self.spec is not None and self.workdir is not None
+        name = LAN_SERVICE[0]
+        ports = self.containers.remove(name)
+        self._progress(f"{name} stopped")
+        yield
+        spec = self.spec.containers[name]
+        run_folder.pod_volumes(self.workdir, spec)
+        self._start_one(spec, host_ports=ports)
+        readiness.wait_ready(self.containers, self.spec, self._progress, {name})
+        self._write_run_file()
+        self._progress(f"{name} started again, Ready")

@@ -123,3 +123,42 @@ def test_a_damaged_library_fails_verification_in_containers_naming_the_files(
     assert {Path(p) for n in named_altered for p in n.split(", ")} <= set(altered), lines[0]
     assert tree_state(damaged) == before, "verify-backup changed the library folder it was given"
     assert_nothing_left(client, result)
+
+
+OLD = "v2.4.1"  # a release from before Immich's restore flow (v2.5) and integrity checks (v3)
+
+
+@pytest.fixture(scope="module")
+def old_nightly(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A backup written by the backup job of a release that has no restore flow, and the library it belongs to."""
+    return seed_backup(tmp_path_factory.mktemp("old-nightly"), progress=lambda message: None, immich_tag=OLD)
+
+
+@pytest.mark.parametrize(("to", "passes"), [("v3.0.3", True), ("v3.1.0-drop-album-members-on-upgrade", False)],
+                         ids=["good", "album-members-lost"])
+def test_a_release_without_the_restore_flow_gets_the_backup_by_psql(old_nightly: tuple[Path, Path],
+                                                                    client: docker.DockerClient, tmp_path: Path,
+                                                                    to: str, passes: bool) -> None:
+    """From a release before v2.5 the backup is restored as Immich's documentation says (the server stopped, psql,
+    the server started); the library is checked without integrity checks before the upgrade (that release has
+    none) and with them after; a to-release that drops an album's members still fails, naming the album."""
+    backup, library = old_nightly
+    before = tree_state(library)
+    result = rehearse(tmp_path, *LOCAL, "--from", OLD, "--to", to, "--restore", str(backup), "--library",
+                      str(library), "--library-sample", "2", timeout=900)
+    assert "has no restore flow (Immich before v2.5)" in result.stdout, result.stdout[-8000:]
+    assert re.search(r"restored with psql in \d+\.\ds\n", result.stdout), result.stdout[-8000:]
+    assert "before the upgrade: 2 user(s), 2 album(s), 4 asset(s) served byte for byte; integrity: not in this " \
+           "release" in result.stdout, result.stdout[-8000:]
+    verdicts = phases(tmp_path)
+    if passes:
+        assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+        assert set(verdicts.values()) == {"passed"}, verdicts
+        assert re.search(r"after the upgrade: 2 user\(s\), 2 album\(s\), 4 asset\(s\) served byte for byte; "
+                         r"integrity: \d+ missing, 0 checksum mismatches", result.stdout), result.stdout[-8000:]
+    else:
+        assert result.returncode == 1 and verdicts[AFTER] == "failed", (verdicts, result.stdout[-8000:])
+        assert re.search(r"album '[^']+' of \S+ \([0-9a-f-]{36}\) lost its member\(s\)", result.stdout), \
+            result.stdout[-6000:]
+    assert tree_state(library) == before, "the rehearsal changed the user's library folder"
+    assert_nothing_left(client, result)

@@ -178,3 +178,25 @@ def test_a_restart_whose_start_up_fails_ends_the_process(double_factory: Any) ->
     assert server.process.proc is not None
     assert server.process.proc.wait(timeout=15) == 1, "the double stayed up after a start-up that failed"
     assert "upload/.immich" in server.log(), server.log()[-2000:]
+
+
+@pytest.mark.parametrize(("release", "restore_flow", "integrity"), [
+    ("v2.4.1", False, False), ("v2.7.3", True, False), ("v3.0.3", True, True),
+])
+def test_each_release_has_the_backup_routes_it_brought(double_factory: Any, release: str, restore_flow: bool,
+                                                       integrity: bool) -> None:
+    """The restore flow (database-backup routes, maintenance mode) came with Immich v2.5 and the integrity checks
+    with v3: a build of an older release answers their paths 404 and refuses the integrity jobs by name, as that
+    release did. Every release writes its backups by the backup-database job."""
+    server = double_factory(IMMICH_DOUBLE_VERSION=release).start()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        client.headers["x-api-key"] = sign_up_and_log_in(client).api_key
+        client.cookies.clear()
+        flow_paths = ["/api/admin/maintenance/status", "/api/admin/database-backups"]
+        assert [client.get(path).status_code != 404 for path in flow_paths] == [restore_flow] * 2
+        assert (client.get("/api/admin/integrity/summary").status_code != 404) is integrity
+        queued = client.post("/api/jobs", json={"name": "integrity-missing-files"})
+        assert queued.status_code == (204 if integrity else 400), queued.text
+        assert client.post("/api/jobs", json={"name": "backup-database"}).status_code == 204
+        wait_for(lambda: list((server.media / "backups").glob(f"immich-db-backup-*-{release}-pg*.sql.gz")),
+                 f"the backup written by {release}")
