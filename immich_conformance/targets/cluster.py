@@ -316,7 +316,8 @@ class ClusterTarget(Target):
     @contextlib.contextmanager
     def immich_server_stopped(self) -> Iterator[None]:
         """The Immich server scaled to no pods (every one gone); afterwards back to its replicas, Ready and routed
-        to through its NodePort."""
+        to through its NodePort. When the body fails the server stays stopped (its database may be half restored);
+        the run's teardown removes it with the rest."""
         name = "immich-server"
         deployment = self.deployments()[name]
         replicas = int(deployment["spec"].get("replicas", 1))

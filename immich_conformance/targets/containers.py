@@ -322,7 +322,8 @@ class ContainersSandbox(Target):
     @contextlib.contextmanager
     def immich_server_stopped(self) -> Iterator[None]:
         """The Immich server's container stopped and removed (as ``docker compose stop immich-server``); afterwards
-        a new one on the same ports, folders and database, Ready."""
+        a new one on the same ports, folders and database, Ready. When the body fails the server stays stopped (its
+        database may be half restored); ``close()`` removes the rest."""
         assert self.spec is not None and self.workdir is not None
         name = LAN_SERVICE[0]
         ports = self.containers.remove(name)
