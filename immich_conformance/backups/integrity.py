@@ -29,10 +29,22 @@ class IntegrityFindings:
         return {kind: new for kind, paths in self.problems().items()
                 if (new := sorted(set(paths) - set(before.paths.get(kind, []))))}
 
+    def relative_to(self, media: str) -> IntegrityFindings:
+        """The same findings with their paths relative to the server's media location ``media``."""
+        return IntegrityFindings(self.counts, {kind: [media_relative(p, media) for p in paths]
+                                               for kind, paths in self.paths.items()})
+
     def problems(self) -> dict[str, list[str]]:
         """The findings that mean lost or damaged photos: missing files and checksum mismatches."""
         return {kind: self.paths.get(kind, []) for kind in ("missing_file", "checksum_mismatch")
                 if self.counts.get(kind)}
+
+
+def media_relative(path: str, media: str) -> str:
+    """``path`` as the server reports it, relative to its media location ``media`` (the sandbox's folder, or /data in
+    a container); a path outside it as it is."""
+    media = media.rstrip("/") + "/"
+    return path[len(media):] if path.startswith(media) else path
 
 
 def has_integrity_checks(client: httpx.Client) -> bool:

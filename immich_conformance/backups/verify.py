@@ -106,13 +106,6 @@ def _release_postgres_major(database: str | Connection) -> int:
     return int(row[0]) // 10000 if row else 0
 
 
-def _relative(paths: list[str], media: str) -> list[str]:
-    """Paths as the server reports them, relative to its media location (the sandbox's folder, or /data in a
-    container)."""
-    media = media.rstrip("/") + "/"
-    return [path[len(media):] if path.startswith(media) else path for path in paths]
-
-
 def release_for(info: BackupFile, spec: TargetSpec) -> None:
     """Refuse, before anything starts, a release that cannot restore this backup: the double's builds restore only
     the double's backups, real Immich only its own."""
@@ -172,9 +165,7 @@ def verify_backup(backup: Path, library: Path | None = None, *, spec: TargetSpec
             report.assets, report.albums = _counts(database)
             if library is not None:
                 say("running Immich's integrity checks")
-                found = integrity_summary(client)
-                found.paths = {kind: _relative(paths, str(target.media_location))
-                               for kind, paths in found.paths.items()}
+                found = integrity_summary(client).relative_to(str(target.media_location))
                 report.findings = found
                 if problems := found.problems():
                     named = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(paths[:SHOWN_PATHS])}"

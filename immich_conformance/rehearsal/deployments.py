@@ -27,7 +27,7 @@ from ..procs import WaitTimeout, wait_until
 from ..targets.base import Target
 from ..targets.bootstrap import API_KEY_ENV
 from ..targets.cluster import NODE_ADDRESS_ENV, NODE_LOCAL_ENV, ClusterSetupError, ClusterTarget
-from ..targets.containers import ContainersSandbox, ContainerStopped
+from ..targets.containers import DATABASE, ContainersSandbox, ContainerStopped
 from ..targets.containers_attached import RUN_FILE_ENV
 from ..targets.spec import TargetSetupError, TargetSpec, TargetSpecError, construct_target, open_target
 from ..targets.stack_source import Placement
@@ -35,7 +35,6 @@ from .releases import RehearsalError, Release
 
 UPGRADE_TIMEOUT = 300.0
 PSQL_RESTORE_TIMEOUT = 900.0
-DATABASE = "immich-postgres"  # the stack's Postgres Deployment (and its container under --runtime containers)
 Progress = Callable[[str], None]
 T = TypeVar("T", bound=Target)
 

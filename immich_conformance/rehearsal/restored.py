@@ -31,7 +31,7 @@ import httpx
 
 from ..backups import IntegrityFindings, copy_library, inspect_backup, integrity_summary, sample_originals
 from ..backups.backup_file import BackupFile, BackupProblem, check_postgres
-from ..backups.integrity import has_integrity_checks
+from ..backups.integrity import has_integrity_checks, media_relative
 from ..backups.psql_restore import PsqlRestore, has_restore_flow
 from ..backups.restore import RestoreFailed, grant_api_key, restore_backup
 from ..backups.sql_access import PsqlConnection
@@ -93,8 +93,6 @@ class RestoredLibrary:
     """The restored backup in the running from-release, and what was seen of it before the upgrade."""
 
     request: RestoreRequest
-    flow: bool = True
-    """Whether the from-release restored the backup itself (False: with psql, before Immich v2.5)."""
     admin_key: str = ""
     user_keys: dict[str, str] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
@@ -125,8 +123,8 @@ def restore(deployment: Deployment[Target], request: RestoreRequest,
         raise RehearsalError(str(exc)) from None
     restored = RestoredLibrary(request)
     with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=TIMEOUT) as client:
-        restored.flow = has_restore_flow(client)
-        if restored.flow:
+        flow = has_restore_flow(client)  # False before Immich v2.5: restored with psql below
+        if flow:
             progress(f"restoring {request.backup.name} through Immich's maintenance flow")
             try:
                 result = restore_backup(client, request.backup, progress=progress)
@@ -134,7 +132,7 @@ def restore(deployment: Deployment[Target], request: RestoreRequest,
                 raise AssertionError(f"the backup {request.backup.name} does not restore into {deployment}: {exc}") \
                     from None
             progress(f"restored in {result.seconds:.1f}s (tasks: {', '.join(result.tasks)})")
-    if not restored.flow:
+    if not flow:
         progress(f"the from-release has no restore flow (Immich before v2.5): restoring {request.backup.name} as "
                  "Immich's documentation does, with psql while the server is stopped")
         began = time.monotonic()
@@ -221,7 +219,7 @@ def observe(deployment: Deployment[Target], restored: RestoredLibrary, label: st
             findings = integrity_summary(admin)
     integrity = "not in this release (Immich before v3)"
     if findings is not None:
-        findings.paths = {kind: [_relative(p, target) for p in paths] for kind, paths in findings.paths.items()}
+        findings = findings.relative_to(str(target.media_location))
         counts = findings.counts
         integrity = (f"{counts.get('missing_file', 0)} missing, {counts.get('checksum_mismatch', 0)} checksum "
                      f"mismatches, {counts.get('untracked_file', 0)} untracked")
@@ -296,11 +294,6 @@ def _client(target: Target, key: str) -> httpx.Client:
     return httpx.Client(base_url=target.lan.url, headers={"x-api-key": key}, timeout=TIMEOUT)
 
 
-def _relative(path: str, target: Target) -> str:
-    media = str(target.media_location).rstrip("/") + "/"
-    return path[len(media):] if path.startswith(media) else path
-
-
 def _tables(database: PsqlConnection) -> set[str]:
     return {r[0] for r in database.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
@@ -324,5 +317,6 @@ def _copied_assets(deployment: Deployment[Target], target: Target,
     query = ("SELECT id, owner_id, original_path FROM assets" if "assets" in _tables(database) else
              'SELECT id, "ownerId", "originalPath" FROM asset')
     copied = set(restored.copied)
-    rows = [(str(a), str(o), _relative(str(p), target)) for a, o, p in database.execute(query).fetchall()]
+    media = str(target.media_location)
+    rows = [(str(a), str(o), media_relative(str(p), media)) for a, o, p in database.execute(query).fetchall()]
     return [row for row in rows if row[2] in copied and row[1] in restored.user_keys]

@@ -293,9 +293,7 @@ class ContainersSandbox(Target):
     def load_sql(self, sql: str, database: str | None) -> str:
         """Feed ``sql`` to psql in the database container, into ``database`` (None: the stack's own); psql's stderr.
         The file is copied into the container's /tmp and removed afterwards."""
-        container = self.containers.running.get(DATABASE)
-        if container is None:
-            raise ContainersError(f"no {DATABASE} container runs")
+        container = self._database_container()
         data = sql.encode()
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w") as tar:
@@ -312,11 +310,14 @@ class ContainersSandbox(Target):
             raise ContainersError(f"psql in the {DATABASE} container failed: {err[-500:].strip()}")
         return err
 
-    def _exec_in_database(self, argv: list[str]) -> tuple[int, str, str]:
+    def _database_container(self) -> docker.models.containers.Container:
         container = self.containers.running.get(DATABASE)
         if container is None:
             raise ContainersError(f"no {DATABASE} container runs")
-        code, (out, err) = container.exec_run(argv, demux=True)
+        return container
+
+    def _exec_in_database(self, argv: list[str]) -> tuple[int, str, str]:
+        code, (out, err) = self._database_container().exec_run(argv, demux=True)
         return code, (out or b"").decode(), (err or b"").decode()
 
     @contextlib.contextmanager
