@@ -1,7 +1,9 @@
-"""Wall time of the README's second command (the whole suite, `pytest`), by test folder.
+"""Wall time of the README's second command (the whole suite, `pytest -n auto`), by test folder and worker group.
 
-``python -m benchmarks.suite`` runs `pytest` once with a JUnit report and prints the wall time and, per folder of
-tests/ (and features/), the summed test time, the number of tests and the slowest test. ``--junit FILE`` reads a
+``python -m benchmarks.suite`` runs `pytest -n auto` once with a JUnit report and prints the wall time and, per folder
+of tests/ (and features/), the summed test time, the number of tests and the slowest test; then the summed time of
+each pytest-xdist group (tests/worker_groups.py): a group runs in one worker, so the largest is the floor of the wall
+time, and the rest spreads over the other workers. ``--junit FILE`` reads a
 report already written instead (CI's reports/junit.xml). Whether a run is cold or warm is the caches': the offline
 cluster's binaries (~/.cache/immich-conformance/cluster) and images (/var/lib/immich-conformance); run it once after
 clearing them for the cold figure. Prints numbers; asserts nothing. Targets on 2 cores: warm at most 6 min, cold at
@@ -20,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from immich_conformance import REPO_ROOT
+from tests.worker_groups import GROUPS
 
 
 def folder_of(classname: str, file: str | None) -> str:
@@ -50,18 +53,24 @@ def main() -> None:
     if junit is None:
         junit = Path(tempfile.mkdtemp(prefix="suite-benchmark-")) / "junit.xml"
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
-                              cwd=REPO_ROOT, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider",
+                               f"--junitxml={junit}"], cwd=REPO_ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - started
         print((done.stdout.strip().splitlines() or ["(no output)"])[-1])
     total, folders = by_folder(junit)
     if wall is not None:
-        print(f"wall time of `pytest`: {wall / 60:.1f} min")
+        print(f"wall time of `pytest -n auto`: {wall / 60:.1f} min")
     print(f"test time in the report: {total / 60:.1f} min")
     print(f"{'folder':<28}{'time':>9}{'tests':>7}  slowest")
     for folder, cases in sorted(folders.items(), key=lambda item: -sum(t for t, _ in item[1])):
         slowest = max(cases)
         print(f"{folder:<28}{sum(t for t, _ in cases):>8.1f}s{len(cases):>7}  {slowest[0]:.1f}s {slowest[1][-70:]}")
+    groups: dict[str, float] = defaultdict(float)
+    for folder, cases in folders.items():
+        groups[GROUPS.get(folder.removeprefix("tests/"), "spread over the workers")] += sum(t for t, _ in cases)
+    print(f"{'xdist group':<28}{'time':>9}")
+    for group, seconds in sorted(groups.items(), key=lambda item: -item[1]):
+        print(f"{group:<28}{seconds:>8.1f}s")
 
 
 if __name__ == "__main__":

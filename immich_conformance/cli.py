@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--cluster", choices=["offline"], help="build and run a cluster on this machine")
     rehearse.add_argument("--kubeconfig", help="an existing kind or k3s cluster (default KUBECONFIG)")
     rehearse.add_argument("--reports", default="reports/rehearsal", help="where the JUnit and HTML reports go")
-    rehearse.add_argument("--keep-cluster", action="store_true", help="leave the offline cluster running")
+    rehearse.add_argument("--keep-cluster", action="store_true",
+                          help="leave the offline cluster running (one that was already up is always left running)")
     rehearse.add_argument("--overlay", help="on a cluster: the overlay under stack/overlays to deploy (default ci: "
                                             "the project's images; kind-edge-standin: real Immich)")
     rehearse.add_argument("--namespace", help="on a cluster: the namespace to rehearse in (default immich). Another "

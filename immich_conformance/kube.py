@@ -173,6 +173,14 @@ class Kube:
         """Pods matching ``selector``, Ready, created after ``since`` (a fresh readiness, not a stale status)."""
         return _ready(self.items("pods", _label(selector)), since)
 
+    def mount_refusals(self, selector: dict[str, str], *, since: float = 0.0) -> list[str]:
+        """The kubelet's refusals to mount a volume of a pod matching ``selector`` created after ``since`` (its
+        FailedMount events): such a pod's containers are not started while the volume stays unmountable."""
+        fresh = {p["metadata"]["name"] for p in self.items("pods", _label(selector))
+                 if _timestamp(p["metadata"]["creationTimestamp"]) >= since - 1}
+        return [str(event.get("message", "")).strip() for event in self.items("events")
+                if event.get("reason") == "FailedMount" and (event.get("involvedObject") or {}).get("name") in fresh]
+
     def wait_rollout(self, *, since: float = 0.0, timeout: float = 300, names: Sequence[str] | None = None) -> float:
         """Wait until every Deployment (or those named) has all its replicas Ready as fresh pods; return seconds.
         The pods are followed by a watch; a pod that keeps restarting ends the wait at once (CrashLoop)."""

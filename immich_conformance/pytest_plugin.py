@@ -62,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --target cluster: an existing kind or k3s cluster (env KUBECONFIG)")
     group.addoption("--keep-cluster", action="store_true",
                     help="with --cluster offline: leave the cluster running after the run (immich-conformance "
-                         "cluster down stops it)")
+                         "cluster down stops it); one that was already up is always left running")
     group.addoption("--namespace", default="immich",
                     help="with --target cluster: the namespace of the test deployment (default immich, the stack's "
                          "own). Another one deploys beside an Immich in immich: node ports chosen by the cluster, "
@@ -98,6 +98,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except TargetSpecError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[TARGET_SPEC] = spec
+    if getattr(config.option, "numprocesses", None) and (spec.target != "sandbox" or spec.runtime != "processes"):
+        # Each pytest-xdist worker opens the target of its own: only the processes sandbox can be had twice.
+        what = "the containers sandbox" if spec.target == "sandbox" else f"the {spec.target} target"
+        raise pytest.UsageError(f"-n runs the tests in several workers, each opening a target of its own: {what} "
+                                "is one per machine or deployment; drop -n")
     if spec.target == "live":  # settings and secrets checked before the session starts
         try:
             config.stash[LIVE_TARGET] = open_target(spec)

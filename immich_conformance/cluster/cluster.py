@@ -95,6 +95,9 @@ class OfflineCluster:
         self.pki = Pki(self.state.pki)
         self.daemons = {name: self._daemon(name) for name in COMPONENTS}
         self.timings: dict[str, float] = {}
+        # Whether up() found the cluster already up (started by someone else): then whoever opened it through this
+        # object leaves it running when done.
+        self.was_up = False
 
     # == public API =================================================================================================
     @property
@@ -125,7 +128,8 @@ class OfflineCluster:
         images = [pause_archive(self.cache_dir), coredns.coredns_archive(self.cache_dir, self.bin / "coredns")]
         current = self.status()
         if current.running and current.node_ready and current.egress_guard and not current.problems:
-            self.progress(f"the cluster of {self.state.root} is already up")
+            self.progress(f"the cluster of {self.state.root} is already up (it stays up afterwards)")
+            self.was_up = True
             return self.info
         if self._anything_left():
             self.progress("clearing what an earlier run left behind")

@@ -50,8 +50,11 @@ DEFAULT_PATHS = (
 COMPONENT_COMMS = ("kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy", "kube-router",
                    "etcd", "containerd", "containerd-shim", "ctr", "coredns", "pause")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# Things another tool on this kind of machine (Docker) adds and removes by itself: not the cluster's doing.
-FOREIGN = re.compile(r"^(docker0|br-[0-9a-f]+)$|DOCKER|/var/lib/docker|/run/docker")
+# Things another tool on this kind of machine (Docker) adds and removes by itself: not the cluster's doing. Its
+# bridges and their ports (a container's veth), its rules, its mounts and namespaces, and its containers' shims (run by
+# Debian's containerd from /usr/bin; the cluster's own run from its build cache).
+FOREIGN = re.compile(r"^(docker0|br-[0-9a-f]+)$|master (docker0|br-[0-9a-f]+)$|DOCKER|/var/lib/docker|/run/docker"
+                     r"|^containerd-shim /usr/bin/")
 
 
 def read_sysctls() -> dict[str, str]:
@@ -198,7 +201,7 @@ class MachineSnapshot:
         return cls(
             processes=sorted(f"{comm} {exe}" for _pid, comm, exe in cluster_processes(owned_dirs)),
             mounts=mounts(),
-            links=network.link_names(),
+            links=network.links_with_masters(),
             netns=network_namespaces(),
             iptables=sorted(rules),
             sysctls=read_sysctls(),

@@ -42,10 +42,12 @@ def uplink() -> str | None:
     return None
 
 
-def link_names() -> list[str]:
+def links_with_masters() -> list[str]:
+    """Each network device, with the bridge it is a port of: ``veth1 master docker0``, or its name alone."""
     result = run(["ip", "-j", "link", "show"], check=False)
     try:
-        return sorted(str(link["ifname"]) for link in json.loads(result.stdout or "[]"))
+        return sorted(f"{link['ifname']} master {link['master']}" if link.get("master") else str(link["ifname"])
+                      for link in json.loads(result.stdout or "[]"))
     except (json.JSONDecodeError, KeyError):
         return []
 

@@ -21,7 +21,7 @@ import yaml
 
 from .. import STACK_DIR
 from ..access_keys import KeyRing
-from ..conditions import all_of, pods_gone, pods_ready, port_answers, url_answers_ok
+from ..conditions import all_of, pods_gone, port_answers, url_answers_ok
 from ..kube import CrashLoop, Kube, KubeError
 from ..netpolicy.probes import connects
 from ..procs import ManagedProcess, WaitTimeout, wait_until
@@ -98,9 +98,25 @@ class ClusterTarget(Target):
         # A fresh deployment is bootstrapped (an API key in the environment is for another deployment); one already
         # deployed (--deployed) is tested with the key its deployer hands over.
         self._api_key = (secret(API_KEY_ENV) if not self.deploy else "") or bootstrap_user(self._lan)
+        self._wait_public_path()
         self.timings["ready"] = time.monotonic() - started
         self.progress(f"cluster target ready in {self.timings['ready']:.1f}s: LAN {self._lan.url}, "
                        f"public hostname {self._external.url} (Host: {self.public_hostname})")
+
+    def _wait_public_path(self) -> None:
+        """Until a service token is served through the public hostname. The origin proxy fetches the team's keys when
+        it starts, and again each second while that fails (Envoy's async_fetch): a proxy Ready before the keys'
+        server was routed to refuses every token for a moment. A proxy that never gets them is left to the
+        scenarios, which say why."""
+        def served() -> bool:
+            headers = {**self._external.headers, **self.service_token_headers}
+            return httpx.get(f"{self._external.url}/api/server/ping", headers=headers, timeout=3).status_code == 200
+
+        try:
+            wait_until(served, timeout=ROUTE_TIMEOUT, interval=0.5,
+                       what="a service token served through the public hostname")
+        except WaitTimeout as exc:
+            self.progress(f"{exc}: the scenarios on the public hostname will say why")
 
     def preflight(self) -> None:
         """Everything a deployment checks before its first change (the cluster answers; the namespace, node ports
@@ -240,7 +256,7 @@ class ClusterTarget(Target):
         if self._port_forward is not None:
             self._port_forward.stop()
             self._port_forward = None
-        if self._cluster is not None and not self.keep:
+        if self._cluster is not None and not self.keep and not self._cluster.was_up:
             self._cluster.down()
             self._cluster = None
 
@@ -346,14 +362,26 @@ class ClusterTarget(Target):
         return since
 
     def stays_unready(self, deployment: str, *, since: float, seconds: float) -> bool:
-        """True when no pod of ``deployment`` created after ``since`` becomes Ready within ``seconds``."""
+        """True when no pod of ``deployment`` created after ``since`` becomes Ready: the kubelet refuses to mount
+        one of its volumes (it starts none of its containers until the mount succeeds), or none is Ready within
+        ``seconds``. False as soon as one is Ready."""
         selector = self.deployments()[deployment]["spec"]["selector"]["matchLabels"]
+        ready: list[bool] = []
+
+        def settled() -> bool:
+            if self.kube.ready_pods(selector, since=since):
+                ready.append(True)
+                return True
+            refusals = self.kube.mount_refusals(selector, since=since)
+            if refusals:
+                self.progress(f"{deployment}: the kubelet refuses to start it: {refusals[0]}")
+            return bool(refusals)
+
         try:
-            wait_until(pods_ready(self.kube, selector, since=since), timeout=seconds, interval=1.0,
-                       what=f"a Ready {deployment} pod")
+            wait_until(settled, timeout=seconds, interval=1.0, what=f"a Ready {deployment} pod or a refused mount")
         except WaitTimeout:
             return True
-        return False
+        return not ready
 
     def unmount_nas(self) -> None:
         """The NAS share goes away: its library folder is no longer there on the node (moved aside, kept whole)."""

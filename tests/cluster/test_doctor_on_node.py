@@ -25,6 +25,8 @@ from immich_conformance.doctor.checks import CHECKS
 from immich_conformance.doctor.settings import from_overlay
 from immich_conformance.targets.node_claims import POSTGRES_UID, TEST_DATA_MARKER
 
+from ..shared_cluster import SharedCluster
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="the offline cluster needs root (containerd, kubelet, iptables)"),
@@ -45,19 +47,8 @@ NOT_FAIL = ("cpu-x86-64-v2", "memory", "postgres-local-filesystem")
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[OfflineCluster]:
-    cluster = OfflineCluster(progress=lambda msg: print(f"[cluster] {msg}", flush=True))
-    status = cluster.status()
-    if status.running:
-        yield cluster
-        return
-    if any(state != "stopped" for state in status.components.values()):
-        pytest.skip(f"a cluster is partly running from {cluster.state.root}: `immich-conformance cluster down` first")
-    try:
-        cluster.up()
-        yield cluster
-    finally:
-        cluster.down()
+def cluster(offline_cluster: SharedCluster) -> OfflineCluster:
+    return offline_cluster.cluster
 
 
 @pytest.fixture(scope="module")

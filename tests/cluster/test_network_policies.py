@@ -32,6 +32,7 @@ from immich_conformance.targets.cluster import ClusterTarget
 from steps.cluster_steps import PEERS, ask_privileged_pod, connect, connection_verdict, privileged_pod_refused
 from steps.context import ScenarioContext
 
+from ..shared_cluster import SharedCluster
 from .fixtures import deployed_stack
 
 pytestmark = [
@@ -98,7 +99,7 @@ MUTATIONS = [
 
 
 @pytest.fixture(scope="module")
-def target() -> Iterator[ClusterTarget]:
+def target(offline_cluster: SharedCluster) -> Iterator[ClusterTarget]:
     yield from deployed_stack(NAMESPACE, SCRATCH)
 
 

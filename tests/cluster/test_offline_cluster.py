@@ -17,6 +17,7 @@ from immich_conformance.cluster.machine import MachineSnapshot
 from immich_conformance.cluster.packages import CLUSTER_PACKAGES, TEST_PACKAGES, ensure_packages
 from immich_conformance.procs import wait_until
 
+from ..shared_cluster import SharedCluster
 from .fixtures import BUSYBOX_IMAGE, busybox_image, create_namespace, run_pod, unique
 
 pytestmark = [
@@ -39,10 +40,15 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run(tmp_path_factory: pytest.TempPathFactory, shared_cluster: SharedCluster) -> Iterator[Run]:
+    """The cluster from a stopped machine: the session's own cluster is taken down first and brought back after."""
     cluster = OfflineCluster(progress=lambda msg: print(f"[cluster] {msg}", flush=True))
-    if any(state != "stopped" for state in cluster.status().components.values()):
-        pytest.skip(f"a cluster is already running from {cluster.state.root}: these tests would replace it")
+    if not shared_cluster.stop_for("the offline cluster's own up and down"):
+        pytest.skip(f"a cluster was running from {cluster.state.root} before the tests: these tests would replace it")
+    running = [name for name, state in cluster.status().components.items() if state != "stopped"]
+    if running:
+        pytest.skip(f"a cluster is partly running from {cluster.state.root} ({', '.join(running)}): "
+                    "`immich-conformance cluster down` first")
     ensure_packages([*CLUSTER_PACKAGES, *TEST_PACKAGES])
     before = MachineSnapshot.take((cluster.bin, cluster.state.root))
     try:
@@ -53,6 +59,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield state
     finally:
         cluster.down()
+        shared_cluster.restore()
 
 
 def test_node_is_ready_and_reports_the_pinned_release(run: Run) -> None:
@@ -143,12 +150,21 @@ def test_egress_guard_drops_and_counts_a_pod_reaching_outside(run: Run) -> None:
     assert after.leaked == before.leaked == 0, (before, after)
 
 
-def test_down_leaves_the_machine_as_it_found_it(run: Run) -> None:
+def test_down_leaves_the_machine_as_it_found_it(run: Run, tmp_path_factory: pytest.TempPathFactory) -> None:
     run.cluster.down()
     after = MachineSnapshot.take((run.cluster.bin, run.cluster.state.root))
-    difference = run.before.diff(after)
+    difference = without_mounts_under(run.before.diff(after), tmp_path_factory.getbasetemp().parent)
     assert difference == {}, difference
     assert not any(m.startswith(str(run.cluster.state.root)) for m in after.mounts)
     assert not network.guard_installed()
     status = run.cluster.status()
     assert not status.running and all(v == "stopped" for v in status.components.values())
+
+
+def without_mounts_under(difference: dict[str, dict[str, list[str]]], folder: Path) -> dict[str, dict[str, list[str]]]:
+    """``difference`` less the mounts under ``folder``: pytest's temporary folders, where the suite's other tests
+    (run beside this one by pytest -n) mount NAS stand-ins; the cluster mounts nothing there."""
+    mounts = {change: [m for m in entries if not m.startswith(f"{folder}/")]
+              for change, entries in difference.get("mounts", {}).items()}
+    rest = {kind: changes for kind, changes in difference.items() if kind != "mounts"}
+    return {**rest, "mounts": mounts} if any(mounts.values()) else rest

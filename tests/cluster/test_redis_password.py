@@ -22,6 +22,7 @@ from immich_conformance.procs import wait_until
 from immich_conformance.targets.cluster import ClusterTarget
 from immich_conformance.targets.ownership import mark
 
+from ..shared_cluster import SharedCluster
 from .fixtures import deployed_stack
 
 pytestmark = [
@@ -45,7 +46,7 @@ done"""
 
 
 @pytest.fixture(scope="module")
-def target() -> Iterator[ClusterTarget]:
+def target(offline_cluster: SharedCluster) -> Iterator[ClusterTarget]:
     yield from deployed_stack(NAMESPACE, SCRATCH)
 
 

@@ -28,8 +28,10 @@ from immich_conformance.targets.sandbox import request_log_level
 
 STACK = find_stack_dir()
 KIND_WITH_COMPONENT = "kind-with-edge-standin"
-# What the test overlays (ci, kind-edge-standin) add to kind: the edge stand-in, and Immich's request log.
-TEST_COMPONENTS = ["../../components/edge-standin", "../../components/request-log"]
+# What the test overlays (ci, kind-edge-standin) add to kind: the edge stand-in, Immich's request log, and probes
+# every second or two (with the base's budgets) for pods restarted on purpose.
+TEST_COMPONENTS = ["../../components/edge-standin", "../../components/request-log", "../../components/quick-probes"]
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 HASHED = re.compile(r"^(?P<base>.+)-[a-z0-9]{10}$")
 
 # The components' whole effect on the kind overlay.
@@ -39,7 +41,10 @@ ADDED = {"Deployment/edge-standin", "Service/edge-standin", "Service/edge-standi
          "Secret/edge-standin-ca", "NetworkPolicy/edge-standin-ingress", "NetworkPolicy/edge-standin-egress",
          "NetworkPolicy/origin-proxy-to-edge-standin"}
 CHANGED = {"ConfigMap/origin-proxy-settings", "Deployment/origin-proxy", "NetworkPolicy/origin-proxy-ingress",
-           "Deployment/immich-server"}
+           "Deployment/immich-server", "Deployment/immich-machine-learning", "Deployment/immich-postgres",
+           "Deployment/immich-redis"}
+QUICKER_PROBES = ("Deployment/immich-server", "Deployment/immich-machine-learning", "Deployment/immich-postgres",
+                  "Deployment/immich-redis")
 SETTINGS_CHANGED = {"CF_TEAM_DOMAIN", "CF_ACCESS_AUD", "JWKS_URL", "JWKS_CONNECT", "JWKS_CA_FILE"}
 # Which of the project's images stands for which upstream image.
 STANDS_FOR = {
@@ -154,7 +159,12 @@ def test_the_component_changes_kind_only_where_it_says(rendered: dict[str, list[
     envoy["volumeMounts"] = [m for m in envoy["volumeMounts"] if m["name"] != "edge-standin-ca"]
     assert proxy == _normalized(before["Deployment/origin-proxy"], kind), "origin-proxy: more than the CA mount"
 
-    server = _normalized(after["Deployment/immich-server"], kc)
+    quicker = {key: _with_probe_periods_of(_normalized(after[key], kc), _normalized(before[key], kind), key)
+               for key in QUICKER_PROBES}
+    for key in QUICKER_PROBES[1:]:
+        assert quicker[key] == _normalized(before[key], kind), f"{key}: more than its probes' periods"
+
+    server = quicker["Deployment/immich-server"]
     env = server["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "IMMICH_LOG_LEVEL", "value": request_log_level()} in env and request_log_level() == "debug"
     env.remove({"name": "IMMICH_LOG_LEVEL", "value": "debug"})
@@ -163,6 +173,28 @@ def test_the_component_changes_kind_only_where_it_says(rendered: dict[str, list[
     ingress = after["NetworkPolicy/origin-proxy-ingress"]["spec"]["ingress"]
     assert ingress == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "edge-standin"}}}],
                         "ports": [{"port": 8080, "protocol": "TCP"}]}]
+
+
+def _with_probe_periods_of(after: dict[str, Any], before: dict[str, Any], key: str) -> dict[str, Any]:
+    """``after`` with each probe's period and failure threshold put back to ``before``'s, once checked that it probes
+    more often within the same budget (period x threshold: how long a probe may fail before the kubelet acts)."""
+    quicker = 0
+    for new, old in zip(after["spec"]["template"]["spec"]["containers"],
+                        before["spec"]["template"]["spec"]["containers"], strict=True):
+        for probe in PROBES:
+            if probe not in old:
+                continue
+            n, o = new[probe], old[probe]
+            budget_new = n.get("periodSeconds", 10) * n.get("failureThreshold", 3)
+            assert budget_new == o.get("periodSeconds", 10) * o.get("failureThreshold", 3), f"{key} {probe}: budget"
+            assert n.get("periodSeconds", 10) <= o.get("periodSeconds", 10), f"{key} {probe}: probed less often"
+            quicker += n.get("periodSeconds", 10) < o.get("periodSeconds", 10)
+            for field in ("periodSeconds", "failureThreshold"):
+                n.pop(field, None)
+                if field in o:
+                    n[field] = o[field]
+    assert quicker, f"{key}: no probe is quicker"
+    return after
 
 
 def test_only_the_lan_port_and_the_stand_ins_internet_side_leave_the_cluster(

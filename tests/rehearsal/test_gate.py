@@ -21,6 +21,7 @@ from .gate_runs import (
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="the offline cluster runs as root (run the suite as root)"),
+    pytest.mark.usefixtures("offline_cluster"),
 ]
 OFFLINE = ("--cluster", "offline")
 

@@ -1,0 +1,17 @@
+"""Which tests share a pytest-xdist worker (the scheduler is in the root conftest.py)."""
+
+from __future__ import annotations
+
+# With pytest-xdist (`pytest -n auto`), the tests of a machine-wide resource run in one worker, one after another,
+# while the others spread over every worker. "offline-cluster": one per machine (its node address and ports are
+# fixed), with the tests that make git commits of this checkout for rehearsals and the image tests (a private
+# containerd, overlay mounts: what the cluster's own tests must not see come and go); "docker": the tests that start
+# the stack's containers and count what they leave. By folder of tests/.
+GROUPS = {"cluster": "offline-cluster", "rehearsal": "offline-cluster", "netpolicy": "offline-cluster",
+          "images": "offline-cluster", "containers": "docker"}
+
+
+def group_of(nodeid: str) -> str | None:
+    """The group of a test id (``tests/cluster/test_x.py::test_y``), or None when it may run in any worker."""
+    parts = nodeid.split("::", 1)[0].split("/")
+    return GROUPS.get(parts[1]) if len(parts) > 2 and parts[0] == "tests" else None
