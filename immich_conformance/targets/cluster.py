@@ -45,6 +45,7 @@ NODE_ADDRESS_ENV = "IMMICH_CONFORMANCE_NODE_ADDRESS"
 NODE_LOCAL_ENV = "IMMICH_CONFORMANCE_NODE_LOCAL"
 ROLLOUT_TIMEOUT = 300.0
 ROUTE_TIMEOUT = 60.0  # a fresh pod Ready -> the Service routing to it
+SETTLE_SECONDS = 3.0  # both paths answering this long in a row: the node's packet filters caught up
 
 
 class ClusterSetupError(RuntimeError):
@@ -98,25 +99,38 @@ class ClusterTarget(Target):
         # A fresh deployment is bootstrapped (an API key in the environment is for another deployment); one already
         # deployed (--deployed) is tested with the key its deployer hands over.
         self._api_key = (secret(API_KEY_ENV) if not self.deploy else "") or bootstrap_user(self._lan)
-        self._wait_public_path()
+        self._wait_settled()
         self.timings["ready"] = time.monotonic() - started
         self.progress(f"cluster target ready in {self.timings['ready']:.1f}s: LAN {self._lan.url}, "
                        f"public hostname {self._external.url} (Host: {self.public_hostname})")
 
-    def _wait_public_path(self) -> None:
-        """Until a service token is served through the public hostname. The origin proxy fetches the team's keys when
-        it starts, and again each second while that fails (Envoy's async_fetch): a proxy Ready before the keys'
-        server was routed to refuses every token for a moment. A proxy that never gets them is left to the
-        scenarios, which say why."""
-        def served() -> bool:
+    def _wait_settled(self) -> None:
+        """Until both paths have answered for SETTLE_SECONDS in a row: the LAN NodePort, and a service token through
+        the public hostname. Pods that just became Ready reach the node's packet filters a moment later (kube-proxy's
+        Service rules, the policy controller's sets), and a connection in between is refused. And the origin proxy
+        fetches the team's keys when it starts, then each second while that fails (Envoy's async_fetch): a proxy
+        Ready before the keys' server was routed to refuses every token for a while. A path that never answers is
+        left to the scenarios, which say why."""
+        streak: list[float] = []
+
+        def settled() -> bool:
             headers = {**self._external.headers, **self.service_token_headers}
-            return httpx.get(f"{self._external.url}/api/server/ping", headers=headers, timeout=3).status_code == 200
+            try:
+                ok = self.server_reachable() and httpx.get(f"{self._external.url}/api/server/ping", headers=headers,
+                                                           timeout=3).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if not ok:
+                streak.clear()
+                return False
+            streak.append(time.monotonic())
+            return streak[-1] - streak[0] >= SETTLE_SECONDS
 
         try:
-            wait_until(served, timeout=ROUTE_TIMEOUT, interval=0.5,
-                       what="a service token served through the public hostname")
+            wait_until(settled, timeout=ROUTE_TIMEOUT, interval=0.25,
+                       what=f"the LAN and public paths answering for {SETTLE_SECONDS:.0f}s in a row")
         except WaitTimeout as exc:
-            self.progress(f"{exc}: the scenarios on the public hostname will say why")
+            self.progress(f"{exc}: the scenarios will say why")
 
     def preflight(self) -> None:
         """Everything a deployment checks before its first change (the cluster answers; the namespace, node ports
