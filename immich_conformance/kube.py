@@ -176,8 +176,7 @@ class Kube:
     def mount_refusals(self, selector: dict[str, str], *, since: float = 0.0) -> list[str]:
         """The kubelet's refusals to mount a volume of a pod matching ``selector`` created after ``since`` (its
         FailedMount events): such a pod's containers are not started while the volume stays unmountable."""
-        fresh = {p["metadata"]["name"] for p in self.items("pods", _label(selector))
-                 if _timestamp(p["metadata"]["creationTimestamp"]) >= since - 1}
+        fresh = {p["metadata"]["name"] for p in self.items("pods", _label(selector)) if _created_since(p, since)}
         return [str(event.get("message", "")).strip() for event in self.items("events")
                 if event.get("reason") == "FailedMount" and (event.get("involvedObject") or {}).get("name") in fresh]
 
@@ -388,9 +387,14 @@ def _ready(pods: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
         if pod["metadata"].get("deletionTimestamp"):
             continue
         conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
-        if conditions.get("Ready") == "True" and _timestamp(pod["metadata"]["creationTimestamp"]) >= since - 1:
+        if conditions.get("Ready") == "True" and _created_since(pod, since):
             ready.append(pod)
     return ready
+
+
+def _created_since(pod: dict[str, Any], since: float) -> bool:
+    """Whether ``pod`` was created after ``since`` (a second's slack: the API's timestamps are whole seconds)."""
+    return _timestamp(pod["metadata"]["creationTimestamp"]) >= since - 1
 
 
 def _timestamp(text: str) -> float:

@@ -79,8 +79,8 @@ def failures(completed: subprocess.CompletedProcess[str]) -> str:
 def production(offline_cluster: SharedCluster) -> Iterator[Production]:
     if WORK.exists():
         shutil.rmtree(WORK)
-    cluster = offline_cluster.cluster
-    info = offline_cluster.up()
+    cluster, info = offline_cluster.cluster, offline_cluster.info
+    assert info is not None, "the offline_cluster fixture brings the cluster up"
     try:
         for namespace in (PRODUCTION, BESIDE):  # the offline cluster is the test's own: start from nothing
             Kube(info.kubeconfig, namespace).run("delete", "namespace", namespace, "--ignore-not-found",

@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from immich_conformance.procs import WaitTimeout, wait_until
 from immich_conformance.targets.cluster import ClusterTarget
 
 from ..shared_cluster import SharedCluster
@@ -68,10 +69,11 @@ def test_a_library_volume_made_when_missing_fails_the_scenario(target: ClusterTa
               "value": "DirectoryOrCreate"}]
     target.kube.run("patch", "deployment", SERVER, "--type=json", "-p", json.dumps(patch))
     try:
-        since = time.time()
         target.kube.run("rollout", "restart", f"deployment/{SERVER}")
-        target.stays_unready(SERVER, since=since, seconds=20)
-        assert target.nas_root.exists(), "the node made no folder where the NAS belongs: the mutation did nothing"
+        try:
+            wait_until(target.nas_root.exists, timeout=60, interval=0.5, what="a folder where the NAS belongs")
+        except WaitTimeout:
+            pytest.fail("the node made no folder where the NAS belongs: the mutation did nothing")
     finally:
         patch[0]["value"] = "Directory"
         target.kube.run("patch", "deployment", SERVER, "--type=json", "-p", json.dumps(patch))
