@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from immich_conformance.cluster import ClusterInfo, OfflineCluster
 from immich_conformance.kube import Kube
-from immich_conformance.targets.ownership import OWNED_SELECTOR
+from immich_conformance.targets.ownership import CLUSTER_SCOPED, OWNED_SELECTOR
 
 
 class SharedCluster:
@@ -19,14 +19,16 @@ class SharedCluster:
         return self.info
 
     def clear_namespaces(self) -> None:
-        """Delete the namespaces the suite's earlier tests left (those with its mark): the node has room for two
-        stacks, and a module starts from the cluster as a fresh one is."""
+        """Delete the namespaces the suite's earlier tests left (those with its mark), and their Pod Security
+        policies and bindings (cluster-scoped, with its mark): the node has room for two stacks, and a module starts
+        from the cluster as a fresh one is."""
         assert self.info is not None, "the shared cluster is not up"
         kube = Kube(self.info.kubeconfig, "default")
         names = [n["metadata"]["name"] for n in kube.items("namespaces", OWNED_SELECTOR, namespaced=False)]
         if names:
             self.cluster.progress(f"deleting the namespaces earlier tests left: {' '.join(names)}")
             kube.run("delete", "namespace", *names, "--wait=true", namespaced=False, timeout=300)
+        kube.run("delete", ",".join(CLUSTER_SCOPED.values()), "-l", OWNED_SELECTOR, namespaced=False)
 
     def stop_for(self, why: str) -> bool:
         """Take the session's cluster down for a test that needs a stopped machine; False (and nothing done) when it

@@ -19,6 +19,9 @@ cookie only (401 "Missing JWT Token" / "Invalid JWT Token"; API keys and session
 without the cookie, ``error`` as "Something went wrong, see logs!". ``restore_database`` runs ``restore.restore``
 then ends maintenance (restart into the normal server); a failure leaves the server in maintenance with
 ``task: "error"``. ``end`` ends maintenance.
+
+One module, a little over 400 lines: the maintenance state, the worker's routes and the restart between the two
+servers are one state machine, read together against Immich's ``MaintenanceService``.
 """
 
 from __future__ import annotations
