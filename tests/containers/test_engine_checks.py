@@ -106,10 +106,12 @@ def test_a_container_on_a_private_network_cannot_reach_outside(docker_engine: No
         image = prepare_images(client, [image_refs()["redis"]], lambda message: None)[image_refs()["redis"]]
         network = client.networks.create(f"immich-conformance-{run_id}", driver="bridge", labels=labels)
         uplinks = engine.uplinks()
+        forwarding = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
         # Another firewall on the machine (the offline cluster's kube-router, run beside this test by pytest -n)
-        # may rewrite the filter table while the probe runs, which resets every counter: then the probe is tried
-        # again, up to three times.
-        for _attempt in range(3):
+        # may rewrite the filter table while the probe runs, which resets every counter: a reset can hide the
+        # probe's packets (down to exactly the count before). Until the guard is seen counting, the probe is tried
+        # again, up to three times; each attempt must fail to connect.
+        for _attempt in range(3 if forwarding and uplinks else 1):
             before = {u: _drop_count(u) for u in uplinks}
             probe = client.containers.run(
                 image, entrypoint=["timeout", "5", "bash", "-c", f"exec 3<>/dev/tcp/{OUTSIDE}/80"],
@@ -118,9 +120,8 @@ def test_a_container_on_a_private_network_cannot_reach_outside(docker_engine: No
             probe.remove()
             assert status["StatusCode"] != 0, "a connection to an outside address succeeded"
             after = {u: _drop_count(u) for u in uplinks}
-            if all(after[u] >= before[u] for u in uplinks):
+            if any(after[u] > before[u] for u in uplinks):
                 break
-        forwarding = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
         if forwarding and uplinks:  # without forwarding the kernel drops it before the guard sees it
             assert any(after[u] > before[u] for u in uplinks), "the guard did not see the attempt"
     finally:
