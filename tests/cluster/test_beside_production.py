@@ -25,8 +25,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from immich_conformance import REPO_ROOT
+from immich_conformance.conditions import url_answers_ok
 from immich_conformance.images.build import build_images, default_cache_dir
 from immich_conformance.kube import Kube
+from immich_conformance.procs import wait_until
 from immich_conformance.targets.base import Endpoint
 from immich_conformance.targets.bootstrap import bootstrap_user
 from immich_conformance.targets.ownership import CLUSTER_SCOPED, NAMESPACED_KINDS
@@ -101,9 +103,8 @@ def production(offline_cluster: SharedCluster) -> Iterator[Production]:
         kube.run("apply", "-f", "-", namespaced=False, stdin=dump(docs), timeout=180)
         kube.wait_rollout(timeout=300)
         lan = Endpoint(f"http://{info.node_ip}:30283")
-        from immich_conformance.procs import wait_until
-
-        wait_until(lambda: _answers(lan), timeout=90, interval=0.5, what="production's NodePort answering")
+        wait_until(url_answers_ok(f"{lan.url}/api/server/ping", timeout=3.0), timeout=90, interval=0.5,
+                   what="production's NodePort answering")
         api_key = bootstrap_user(lan)
         client = lan.client(api_key)
         photos = {}
@@ -115,24 +116,16 @@ def production(offline_cluster: SharedCluster) -> Iterator[Production]:
         client.close()
         yield Production(kube, lan, api_key, folders, photos, info.kubeconfig, info.node_ip)
     finally:  # a later test finds the cluster as it is: leave nothing of this test's production in it
-        Kube(info.kubeconfig, PRODUCTION).run("delete", "namespace", PRODUCTION, BESIDE, "--ignore-not-found",
-                                              "--wait=true", namespaced=False, check=False, timeout=300)
+        cluster_kube = Kube(info.kubeconfig, PRODUCTION)
+        cluster_kube.run("delete", "namespace", PRODUCTION, BESIDE, "--ignore-not-found", "--wait=true",
+                         namespaced=False, check=False, timeout=300)
         # Production's Pod Security policy and binding are cluster-scoped and carry no mark of the suite: left
         # behind, they would stop any later run in the stack's own namespace.
-        for doc in docs:
-            if doc.get("kind") in CLUSTER_SCOPED:
-                Kube(info.kubeconfig, PRODUCTION).run("delete", CLUSTER_SCOPED[doc["kind"]], doc["metadata"]["name"],
-                                                      "--ignore-not-found", namespaced=False, check=False)
+        policies = [f"{CLUSTER_SCOPED[d['kind']]}/{d['metadata']['name']}" for d in docs
+                    if d.get("kind") in CLUSTER_SCOPED]
+        if policies:
+            cluster_kube.run("delete", *policies, "--ignore-not-found", namespaced=False, check=False)
         shutil.rmtree(WORK, ignore_errors=True)
-
-
-def _answers(lan: Endpoint) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"{lan.url}/api/server/ping", timeout=3).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def objects(kube: Kube) -> dict[str, str]:
