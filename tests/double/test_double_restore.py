@@ -74,6 +74,28 @@ def test_a_backup_of_one_server_restores_into_another(double_factory: Any, spec:
     assert len(restore_points) == 1, "no restore point was written before the restore"
 
 
+def test_a_restore_is_seen_finished_by_a_client_that_missed_the_maintenance_phase(
+        double_factory: Any, spec: OpenApiSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client too slow to see the maintenance worker (its first status request goes out only once the restored
+    server is back) still sees the restore finish, instead of waiting for a phase that is over."""
+    source, source_key, _ = _seeded(double_factory, spec)
+    backup = _backup(source, source_key)
+    target, client = _fresh(double_factory)
+    real_get = httpx.get
+
+    def late_get(url: Any, **kwargs: Any) -> httpx.Response:
+        wait_for(lambda: "Database Restore Success" in target.log()
+                 and real_get(f"{target.url}/api/server/config", timeout=2).json().get("maintenanceMode") is False,
+                 "the restored server back out of maintenance")
+        return real_get(url, **kwargs)
+
+    monkeypatch.setattr("immich_conformance.backups.restore.httpx.get", late_get)
+    with contextlib.closing(client):
+        result = restore_backup(client, backup, timeout=30)
+        assert result.tasks == [], "the client was meant to miss the maintenance phase"
+        assert client.get("/api/users/me").status_code == 401, "the target's own key survived the restore"
+
+
 def test_in_maintenance_only_the_maintenance_worker_answers(double_factory: Any, spec: OpenApiSpec) -> None:
     server, client = _fresh(double_factory)
     with contextlib.closing(client):
