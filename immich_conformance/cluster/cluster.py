@@ -230,6 +230,7 @@ class OfflineCluster:
             network.install_guard(uplink)
         else:
             self.progress("no default route on this machine: nothing can leave it, the egress guard has no uplink")
+        network.install_nodeport_refusal()
         processes_started = time.monotonic()
 
         containerd = self._launch("containerd")

@@ -42,7 +42,8 @@ def command_line(name: str, bin_dir: Path, s: StateLayout, p: Pki) -> list[str]:
                 "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
                 f"--service-account-issuer=https://kubernetes.default.svc.{layout.CLUSTER_DOMAIN}",
                 f"--service-account-key-file={p.sa_pub}", f"--service-account-signing-key-file={p.sa_key}",
-                f"--service-cluster-ip-range={layout.SERVICE_CIDR}", "--service-node-port-range=30000-32767",
+                f"--service-cluster-ip-range={layout.SERVICE_CIDR}",
+                f"--service-node-port-range={layout.NODE_PORTS[0]}-{layout.NODE_PORTS[1]}",
                 "--allow-privileged=true", "--profiling=false", f"--cert-dir={s.run / 'apiserver-certs'}"]
     if name == "kube-controller-manager":
         kubeconfig = s.component_kubeconfig("controller-manager")

@@ -28,6 +28,7 @@ API_SERVICE_IP = "10.96.0.1"
 DNS_SERVICE_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 API_PORT = 6443
+NODE_PORTS = (30000, 32767)  # the API server's --service-node-port-range
 # Ports the cluster listens on (beyond the API server's); all bound to loopback or the node address.
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380

@@ -17,6 +17,7 @@ CLUSTER_CHAIN_PREFIXES = ("KUBE-", "CNI-", "IMMICH-")
 GUARD_FORWARD = "IMMICH-EGRESS-FWD"  # mangle FORWARD: pod packets routed to the uplink are dropped
 GUARD_OUTPUT = "IMMICH-EGRESS-OUT"  # filter OUTPUT: this machine's packets to pod or Service addresses via the uplink
 GUARD_LEAK = "IMMICH-EGRESS-LEAK"  # mangle POSTROUTING: counts pod packets that would leave (must stay 0), drops them
+NODEPORT_OUTPUT = "IMMICH-NODEPORT-OUT"  # filter OUTPUT: this machine's SYNs to a NodePort nothing serves yet
 GUARD_CHAINS = (("mangle", GUARD_FORWARD), ("filter", GUARD_OUTPUT), ("mangle", GUARD_LEAK))
 GUARD_JUMPS = (("mangle", "FORWARD", GUARD_FORWARD), ("filter", "OUTPUT", GUARD_OUTPUT),
                ("mangle", "POSTROUTING", GUARD_LEAK))
@@ -186,6 +187,28 @@ def install_guard(uplink_name: str) -> None:
     for cidr in (layout.POD_CIDR, layout.SERVICE_CIDR):
         run([*ipt, "-t", "mangle", "-A", GUARD_LEAK, "-d", cidr, "-o", uplink_name, *comment, "-j", "DROP"])
     ensure_guard_first()
+
+
+def install_nodeport_refusal() -> None:
+    """A connection this machine opens to a NodePort on the node address that kube-proxy does not (yet) forward is
+    refused in filter OUTPUT, before conntrack keeps it.
+
+    Without this, such a SYN (while a Service has no endpoint, or before kube-proxy's next sync) reaches the local
+    stack and is refused there, but its conntrack entry stays, un-NATed and UNREPLIED, for the kernel's SYN_SENT
+    timeout (120 s): a later connection that happens to reuse the same source port matches it, skips kube-proxy's
+    DNAT and is refused as well, long after the Service answers. A client on another machine never leaves such an
+    entry (kube-proxy's REJECT in INPUT comes before conntrack's confirmation): this makes the node's own clients,
+    the suite's, see a NodePort as the LAN sees it.
+    """
+    ipt = ["iptables", "-w", "5"]
+    if run([*ipt, "-N", NODEPORT_OUTPUT], check=False).returncode != 0:
+        run([*ipt, "-F", NODEPORT_OUTPUT])
+    low, high = layout.NODE_PORTS
+    run([*ipt, "-A", NODEPORT_OUTPUT, "-d", f"{layout.NODE_IP}/32", "-p", "tcp", "--syn", "--dport", f"{low}:{high}",
+         "-m", "conntrack", "!", "--ctstate", "DNAT", "-m", "comment", "--comment",
+         "immich-conformance: a NodePort kube-proxy does not forward", "-j", "REJECT", "--reject-with", "tcp-reset"])
+    if run([*ipt, "-C", "OUTPUT", "-j", NODEPORT_OUTPUT], check=False).returncode != 0:
+        run([*ipt, "-A", "OUTPUT", "-j", NODEPORT_OUTPUT])
 
 
 def ensure_guard_first() -> None:

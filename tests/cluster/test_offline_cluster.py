@@ -4,6 +4,7 @@ the machine as it was."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -123,6 +124,74 @@ spec:
                 return resp.read().decode().strip() or None
 
         assert wait_until(fetch, timeout=30, interval=0.5, what=f"NodePort on {host}") == "immich-conformance-web"
+
+
+def test_a_nodeport_refused_before_its_pod_runs_answers_the_same_client_port_after(run: Run) -> None:
+    """A connection from the node to a NodePort with no pod behind it yet is refused; once the pod answers, a new
+    connection from the very same client port is answered (the first one left no un-NATed conntrack entry behind).
+
+    kube-proxy refuses the first with an ICMP error from filter INPUT, after conntrack has kept the SYN: without the
+    cluster's own refusal in OUTPUT, that entry (SYN_SENT, 120 s) sends the second past kube-proxy's DNAT."""
+    run.api.apply(f"""apiVersion: v1
+kind: Service
+metadata: {{name: late, namespace: {run.namespace}}}
+spec:
+  type: NodePort
+  selector: {{app: late}}
+  ports: [{{port: 80, targetPort: 8080}}]
+""")
+    node_port = run.api.get(f"/api/v1/namespaces/{run.namespace}/services/late")["spec"]["ports"][0]["nodePort"]
+
+    def connect_from(client_port: int) -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.settimeout(5)
+        sock.bind((layout.NODE_IP, client_port))
+        try:
+            sock.connect((layout.NODE_IP, node_port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    wait_until(lambda: any(f"--dport {node_port} -j REJECT" in rule
+                           for rule in network.iptables_rules("iptables", "filter")),
+               timeout=30, interval=0.2, what="kube-proxy refusing the NodePort that has no endpoint")
+    probe = socket.socket()
+    probe.bind((layout.NODE_IP, 0))
+    client_port = probe.getsockname()[1]
+    probe.close()
+    with pytest.raises(ConnectionRefusedError):
+        connect_from(client_port).close()
+    run.api.apply(f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: late, namespace: {run.namespace}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: late}}}}
+  template:
+    metadata: {{labels: {{app: late}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {BUSYBOX_IMAGE}
+        imagePullPolicy: Never
+        command: ["/bin/sh", "-c", "mkdir -p /www && echo late > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe:
+          tcpSocket: {{port: 8080}}
+          periodSeconds: 1
+""")
+    run.api.wait_pods_ready(run.namespace, "app=late", timeout=120)
+
+    def answers() -> bool:
+        with urllib.request.urlopen(f"http://{layout.NODE_IP}:{node_port}/", timeout=3) as resp:
+            return resp.read().decode().strip() == "late"
+
+    wait_until(answers, timeout=30, interval=0.5, what="the NodePort answering from its pod")
+    with connect_from(client_port) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert b"late" in sock.recv(4096)
 
 
 def test_cluster_dns_resolves_a_service_name_and_nothing_outside(run: Run) -> None:
