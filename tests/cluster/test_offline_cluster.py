@@ -63,6 +63,31 @@ def run(tmp_path_factory: pytest.TempPathFactory, shared_cluster: SharedCluster)
         shared_cluster.restore()
 
 
+def httpd_deployment(namespace: str, app: str, script: str, extra: str = "") -> str:
+    """A one-pod Deployment of busybox running ``script`` (which serves port 8080), ready once the port is open;
+    ``extra`` goes on after the container's readiness probe (volume mounts, then the pod's volumes)."""
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {app}, namespace: {namespace}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {app}}}}}
+  template:
+    metadata: {{labels: {{app: {app}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {BUSYBOX_IMAGE}
+        imagePullPolicy: Never
+        command: ["/bin/sh", "-c", "{script}"]
+        ports: [{{containerPort: 8080}}]
+        readinessProbe:
+          tcpSocket: {{port: 8080}}
+          periodSeconds: 1{extra}
+"""
+
+
 def test_node_is_ready_and_reports_the_pinned_release(run: Run) -> None:
     node = run.api.get(f"/api/v1/nodes/{layout.NODE_NAME}")
     assert run.api.node_ready(layout.NODE_NAME)
@@ -78,30 +103,11 @@ def test_deployment_with_hostpath_writes_to_the_host(run: Run, tmp_path_factory:
     stamp = f"written-{time.time_ns()}"
     script = (f"echo {stamp} > /data/from-pod.txt && echo immich-conformance-web > /www/index.html "
               "&& exec httpd -f -p 8080 -h /www")
-    run.api.apply(f"""apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web, namespace: {run.namespace}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: {BUSYBOX_IMAGE}
-        imagePullPolicy: Never
-        command: ["/bin/sh", "-c", "{script}"]
-        ports: [{{containerPort: 8080}}]
-        readinessProbe:
-          tcpSocket: {{port: 8080}}
-          periodSeconds: 1
+    run.api.apply(httpd_deployment(run.namespace, "web", script, f"""
         volumeMounts: [{{name: data, mountPath: /data}}]
       volumes:
       - name: data
-        hostPath: {{path: {host_dir}, type: Directory}}
-""")
+        hostPath: {{path: {host_dir}, type: Directory}}"""))
     run.api.wait_pods_ready(run.namespace, "app=web", timeout=120)
     assert (host_dir / "from-pod.txt").read_text().strip() == stamp
 
@@ -163,25 +169,8 @@ spec:
     probe.close()
     with pytest.raises(ConnectionRefusedError):
         connect_from(client_port).close()
-    run.api.apply(f"""apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: late, namespace: {run.namespace}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: late}}}}
-  template:
-    metadata: {{labels: {{app: late}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: {BUSYBOX_IMAGE}
-        imagePullPolicy: Never
-        command: ["/bin/sh", "-c", "mkdir -p /www && echo late > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        readinessProbe:
-          tcpSocket: {{port: 8080}}
-          periodSeconds: 1
-""")
+    serve = "echo late > /www/index.html && exec httpd -f -p 8080 -h /www"
+    run.api.apply(httpd_deployment(run.namespace, "late", serve))
     run.api.wait_pods_ready(run.namespace, "app=late", timeout=120)
 
     def answers() -> bool:
