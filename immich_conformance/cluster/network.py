@@ -193,12 +193,12 @@ def install_nodeport_refusal() -> None:
     """A connection this machine opens to a NodePort on the node address that kube-proxy does not (yet) forward is
     refused in filter OUTPUT, before conntrack keeps it.
 
-    Without this, such a SYN (while a Service has no endpoint, or before kube-proxy's next sync) reaches the local
-    stack and is refused there, but its conntrack entry stays, un-NATed and UNREPLIED, for the kernel's SYN_SENT
-    timeout (120 s): a later connection that happens to reuse the same source port matches it, skips kube-proxy's
-    DNAT and is refused as well, long after the Service answers. A client on another machine never leaves such an
-    entry (kube-proxy's REJECT in INPUT comes before conntrack's confirmation): this makes the node's own clients,
-    the suite's, see a NodePort as the LAN sees it.
+    Without this, such a SYN (while a Service has no endpoint) is refused by kube-proxy's REJECT in filter INPUT, an
+    ICMP error; conntrack kept the SYN on its way out, and the ICMP error does not close the entry: it stays
+    un-NATed and UNREPLIED for the kernel's SYN_SENT timeout (120 s). A later connection that reuses the same source
+    port matches it, skips kube-proxy's DNAT and is refused as well, long after the Service answers. A client on
+    another machine never leaves such an entry (the REJECT in INPUT comes before conntrack confirms an incoming
+    connection): this makes the node's own clients, the suite's, see a NodePort as the LAN sees it.
     """
     ipt = ["iptables", "-w", "5"]
     if run([*ipt, "-N", NODEPORT_OUTPUT], check=False).returncode != 0:
