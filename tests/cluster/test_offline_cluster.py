@@ -88,6 +88,25 @@ spec:
 """
 
 
+def expose_on_node_port(run: Run, app: str) -> int:
+    """A NodePort Service named ``app`` in front of port 8080 of the pods labelled ``app``; its node port."""
+    run.api.apply(f"""apiVersion: v1
+kind: Service
+metadata: {{name: {app}, namespace: {run.namespace}}}
+spec:
+  type: NodePort
+  selector: {{app: {app}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+""")
+    return int(run.api.get(f"/api/v1/namespaces/{run.namespace}/services/{app}")["spec"]["ports"][0]["nodePort"])
+
+
+def http_text(url: str) -> str | None:
+    """The body ``url`` answers, stripped; None when it is empty."""
+    with urllib.request.urlopen(url, timeout=3) as resp:
+        return resp.read().decode().strip() or None
+
+
 def test_node_is_ready_and_reports_the_pinned_release(run: Run) -> None:
     node = run.api.get(f"/api/v1/nodes/{layout.NODE_NAME}")
     assert run.api.node_ready(layout.NODE_NAME)
@@ -113,23 +132,11 @@ def test_deployment_with_hostpath_writes_to_the_host(run: Run, tmp_path_factory:
 
 
 def test_nodeport_answers_on_the_node_address_and_loopback(run: Run) -> None:
-    run.api.apply(f"""apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: {run.namespace}}}
-spec:
-  type: NodePort
-  selector: {{app: web}}
-  ports: [{{port: 80, targetPort: 8080}}]
-""")
+    node_port = expose_on_node_port(run, "web")
     run.api.wait_pods_ready(run.namespace, "app=web", timeout=120)
-    service = run.api.get(f"/api/v1/namespaces/{run.namespace}/services/web")
-    node_port = service["spec"]["ports"][0]["nodePort"]
     for host in (layout.NODE_IP, "127.0.0.1"):
-        def fetch(host: str = host) -> str | None:
-            with urllib.request.urlopen(f"http://{host}:{node_port}/", timeout=3) as resp:
-                return resp.read().decode().strip() or None
-
-        assert wait_until(fetch, timeout=30, interval=0.5, what=f"NodePort on {host}") == "immich-conformance-web"
+        assert wait_until(lambda host=host: http_text(f"http://{host}:{node_port}/"), timeout=30, interval=0.5,
+                          what=f"NodePort on {host}") == "immich-conformance-web"
 
 
 def test_a_nodeport_refused_before_its_pod_runs_answers_the_same_client_port_after(run: Run) -> None:
@@ -138,15 +145,7 @@ def test_a_nodeport_refused_before_its_pod_runs_answers_the_same_client_port_aft
 
     kube-proxy refuses the first with an ICMP error from filter INPUT, after conntrack has kept the SYN: without the
     cluster's own refusal in OUTPUT, that entry (SYN_SENT, 120 s) sends the second past kube-proxy's DNAT."""
-    run.api.apply(f"""apiVersion: v1
-kind: Service
-metadata: {{name: late, namespace: {run.namespace}}}
-spec:
-  type: NodePort
-  selector: {{app: late}}
-  ports: [{{port: 80, targetPort: 8080}}]
-""")
-    node_port = run.api.get(f"/api/v1/namespaces/{run.namespace}/services/late")["spec"]["ports"][0]["nodePort"]
+    node_port = expose_on_node_port(run, "late")
 
     def connect_from(client_port: int) -> socket.socket:
         sock = socket.socket()
@@ -173,11 +172,8 @@ spec:
     run.api.apply(httpd_deployment(run.namespace, "late", serve))
     run.api.wait_pods_ready(run.namespace, "app=late", timeout=120)
 
-    def answers() -> bool:
-        with urllib.request.urlopen(f"http://{layout.NODE_IP}:{node_port}/", timeout=3) as resp:
-            return resp.read().decode().strip() == "late"
-
-    wait_until(answers, timeout=30, interval=0.5, what="the NodePort answering from its pod")
+    wait_until(lambda: http_text(f"http://{layout.NODE_IP}:{node_port}/") == "late", timeout=30, interval=0.5,
+               what="the NodePort answering from its pod")
     with connect_from(client_port) as sock:
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
         assert b"late" in sock.recv(4096)
