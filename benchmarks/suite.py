@@ -6,8 +6,10 @@ each pytest-xdist group (tests/worker_groups.py): a group runs in one worker, so
 time, and the rest spreads over the other workers. ``--junit FILE`` reads a
 report already written instead (CI's reports/junit.xml). Whether a run is cold or warm is the caches': the offline
 cluster's binaries (~/.cache/immich-conformance/cluster) and images (/var/lib/immich-conformance); run it once after
-clearing them for the cold figure. Prints numbers; asserts nothing. Targets on 2 cores: warm at most 6 min, cold at
-most 20 min.
+clearing them for the cold figure. When it runs the suite it also prints the CPU time the whole machine spent
+(every process: the suite, its subprocesses, the cluster, containers) and the floor that puts under the wall time:
+no schedule over this machine's cores can finish sooner than that CPU time divided by the cores. Prints numbers;
+asserts nothing. Targets on 2 cores: warm at most 6 min, cold at most 20 min.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
+
+import psutil
 
 from immich_conformance import REPO_ROOT
 from tests.worker_groups import GROUPS
@@ -44,22 +48,36 @@ def by_folder(junit: Path) -> tuple[float, dict[str, list[tuple[float, str]]]]:
     return total, folders
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot, over all cores: user, system, interrupts, steal
+    (Linux counts guest time inside user time, so it is not added again)."""
+    times = psutil.cpu_times()._asdict()
+    return sum(v for k, v in times.items() if k not in ("idle", "iowait", "guest", "guest_nice"))
+
+
+def cpu_floor(busy: float, wall: float, cores: int) -> str:
+    """What the machine's CPU time says about a run's wall time."""
+    return (f"CPU busy during the run: {busy:.0f} core-s ({100 * busy / (wall * cores):.0f}% of {cores} cores); "
+            f"no schedule on {cores} cores can take less than {busy / cores / 60:.1f} min")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--junit", type=Path, help="read this JUnit report instead of running the suite")
     args = parser.parse_args()
-    wall = None
+    wall, busy = None, 0.0
     junit = args.junit
     if junit is None:
         junit = Path(tempfile.mkdtemp(prefix="suite-benchmark-")) / "junit.xml"
-        started = time.perf_counter()
+        started, busy_before = time.perf_counter(), busy_seconds()
         done = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider",
                                f"--junitxml={junit}"], cwd=REPO_ROOT, capture_output=True, text=True)
-        wall = time.perf_counter() - started
+        wall, busy = time.perf_counter() - started, busy_seconds() - busy_before
         print((done.stdout.strip().splitlines() or ["(no output)"])[-1])
     total, folders = by_folder(junit)
     if wall is not None:
         print(f"wall time of `pytest -n auto`: {wall / 60:.1f} min")
+        print(cpu_floor(busy, wall, psutil.cpu_count() or 1))
     print(f"test time in the report: {total / 60:.1f} min")
     print(f"{'folder':<28}{'time':>9}{'tests':>7}  slowest")
     for folder, cases in sorted(folders.items(), key=lambda item: -sum(t for t, _ in item[1])):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from immich_conformance.cluster import ClusterInfo, OfflineCluster
 from immich_conformance.kube import Kube
-from immich_conformance.targets.ownership import CLUSTER_SCOPED, OWNED_SELECTOR
+from immich_conformance.targets.kinds import CLUSTER_SCOPED, OWNED_SELECTOR
 
 
 class SharedCluster:

@@ -21,7 +21,7 @@ import yaml
 from .. import STACK_DIR
 from ..stack_checks.rendering import StackConfigError, run_kustomize
 from ..versions import immich_image_at
-from .ownership import CLUSTER_SCOPED
+from .kinds import CLUSTER_SCOPED
 
 if TYPE_CHECKING:
     from ..images.edge_material import EdgeMaterial

@@ -31,7 +31,7 @@ from immich_conformance.kube import Kube
 from immich_conformance.procs import wait_until
 from immich_conformance.targets.base import Endpoint
 from immich_conformance.targets.bootstrap import bootstrap_user
-from immich_conformance.targets.ownership import CLUSTER_SCOPED, NAMESPACED_KINDS
+from immich_conformance.targets.kinds import CLUSTER_SCOPED, NAMESPACED_KINDS
 from immich_conformance.targets.stack_source import Placement, StackSource, dump, ensure_test_secrets, host_folders
 from immich_conformance.uploads import ImageSpec, MultipartUpload
 

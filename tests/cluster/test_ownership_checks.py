@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from immich_conformance.targets.cluster import ClusterSetupError, ClusterTarget
+from immich_conformance.targets.kinds import CLUSTER_SCOPED, KIND_NAMES, MANAGED_BY, OWNER
 from immich_conformance.targets.node_claims import TEST_DATA_MARKER
-from immich_conformance.targets.ownership import CLUSTER_SCOPED, KIND_NAMES, MANAGED_BY, OWNER, prune
+from immich_conformance.targets.ownership import prune
 from immich_conformance.targets.stack_source import Placement, StackSource, ensure_test_secrets
 
 KINDS = {**{plural: kind for kind, plural in (*KIND_NAMES.items(), *CLUSTER_SCOPED.items())}, "pods": "Pod"}

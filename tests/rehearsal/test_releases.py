@@ -14,7 +14,8 @@ from immich_conformance import REPO_ROOT
 from immich_conformance.rehearsal.release_report import environment_changes, image_changes
 from immich_conformance.rehearsal.releases import RehearsalError, resolve
 from immich_conformance.stack_checks.rendering import StackConfigError
-from immich_conformance.targets.ownership import CLUSTER_SCOPED, MANAGED_BY, OWNER, mark, refs_of
+from immich_conformance.targets.kinds import CLUSTER_SCOPED, MANAGED_BY, OWNER
+from immich_conformance.targets.ownership import mark, refs_of
 from immich_conformance.targets.stack_source import Placement, StackSource, ensure_test_secrets, host_folders
 
 from .git_refs import commit_of_head_with, edit_yaml, show
