@@ -46,29 +46,25 @@ LANES: dict[tuple[str, ...], list[tuple[str, str | None]]] = {
 Runs = dict[str, tuple[Path, "Future[subprocess.CompletedProcess[str]]"]]
 
 
+def run_lane(placement: tuple[str, ...], rehearsals: list[tuple[str, str | None]],
+             reports: dict[str, Path]) -> dict[str, subprocess.CompletedProcess[str]]:
+    """One lane's rehearsals, one after another, by name."""
+    return {name: rehearse(reports[name], *OFFLINE, *placement, *(("--to", to) if to else ()))
+            for name, to in rehearsals}
+
+
 @pytest.fixture(scope="module")
 def gate_runs(offline_cluster: SharedCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     info = offline_cluster.info
     assert info is not None, "the offline_cluster fixture brings the cluster up"
     shutil.rmtree(SCRATCH, ignore_errors=True)
     runs: Runs = {}
-    with ThreadPoolExecutor(max_workers=len(LANES)) as lanes:
+    with ThreadPoolExecutor(max_workers=len(LANES)) as lanes:  # leaving it waits for both lanes
         for placement, rehearsals in LANES.items():
             reports = {name: tmp_path_factory.mktemp(f"gate-{name}") for name, _ in rehearsals}
-
-            def lane(placement: tuple[str, ...] = placement, rehearsals: list = rehearsals,
-                     reports: dict[str, Path] = reports) -> dict[str, subprocess.CompletedProcess[str]]:
-                return {name: rehearse(reports[name], *OFFLINE, *placement, *(("--to", to) if to else ()))
-                        for name, to in rehearsals}
-
-            done = lanes.submit(lane)
-            for name, _ in rehearsals:
-                runs[name] = (reports[name], done)
-        try:
-            yield runs
-        finally:
-            for _, done in runs.values():
-                done.cancel()
+            done = lanes.submit(run_lane, placement, rehearsals, reports)
+            runs.update({name: (reports[name], done) for name, _ in rehearsals})
+        yield runs
     Kube(info.kubeconfig, BESIDE).delete_namespaces(BESIDE, check=False)
     shutil.rmtree(SCRATCH, ignore_errors=True)
 
