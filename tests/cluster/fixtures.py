@@ -75,9 +75,11 @@ def run_pod(api: KubeApi, namespace: str, name: str, script: str, *, timeout: fl
 
 def deployed_stack(namespace: str, scratch: PurePosixPath) -> Iterator[ClusterTarget]:
     """The ci overlay deployed by the cluster target into ``namespace`` on the offline cluster (which enforces
-    NetworkPolicy); the namespace deleted afterwards. For a module fixture: ``yield from deployed_stack(...)``."""
+    NetworkPolicy); the namespace deleted afterwards, then its scratch folder. For a module fixture:
+    ``yield from deployed_stack(...)``."""
     target = ClusterTarget(kubeconfig=None, offline=True, placement=Placement(namespace, scratch), progress=print)
     with target:
         target.require_network_policy_enforcement()
         yield target
         target.kube.delete_namespaces(namespace, check=False)
+    shutil.rmtree(scratch, ignore_errors=True)
