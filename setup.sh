@@ -50,7 +50,7 @@ echo "setup: installing the suite (pip install -e '.[dev]')"
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 # The offline cluster's Debian packages (iptables, libseccomp-dev, busybox-static for its tests); root only.
 if [ "$(id -u)" -eq 0 ]; then
-  python3 -m immich_conformance.cluster.packages --with-tests
+  python3 -m immich_conformance.offline_cluster.packages --with-tests
 fi
 
 # Docker for `pytest features/ --runtime containers` (Debian's docker.io, Docker 20.10); root only. Docker

@@ -16,7 +16,7 @@ import sys
 import time
 
 from immich_conformance import REPO_ROOT
-from immich_conformance.cluster.layout import default_cache_dir
+from immich_conformance.offline_cluster.layout import default_cache_dir
 
 
 def main() -> None:

@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "line per check; exit 1 on any fail.")
     doctor_arguments(doctor)
     doctor.set_defaults(func=doctor_run)
-    from .cluster.__main__ import add_arguments as cluster_arguments
-    from .cluster.__main__ import run as cluster_run
+    from .offline_cluster.__main__ import add_arguments as cluster_arguments
+    from .offline_cluster.__main__ import run as cluster_run
 
     cluster = commands.add_parser("cluster", help="the offline single-node cluster: up, down, status",
                                   description="A real Kubernetes built from the Go module proxy and run on this "

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .uploads import MultipartUpload
+from .upload_bodies import MultipartUpload
 
 TIMEOUT = httpx.Timeout(30.0, read=120.0)
 

@@ -19,7 +19,7 @@ import httpx
 from .asset_removal import Removal, remove_assets
 from .ledger import Ledger, LedgerBusy, LeftoverReport, clean_leftovers
 from .targets.base import Target
-from .uploads import MultipartUpload
+from .upload_bodies import MultipartUpload
 
 LEDGER_FILE = "ledger.jsonl"
 

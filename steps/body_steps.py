@@ -9,7 +9,7 @@ from pytest_bdd import parsers, then, when
 from immich_conformance.immich_client import ImmichClient
 from immich_conformance.limits import MAX_BODY_BYTES
 from immich_conformance.targets import Target
-from immich_conformance.uploads import MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload
 
 from .context import AssetLedger, ScenarioContext
 from .upload_steps import PATHS

@@ -16,7 +16,7 @@ from immich_conformance.ledger import LedgerBusy
 from immich_conformance.live_updates import SocketOutcome
 from immich_conformance.run_ledger import LeftoversNotCleaned, RunLedger
 from immich_conformance.targets import LogMarks, Target, TargetUnsupported
-from immich_conformance.uploads import MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload
 
 
 @dataclass(frozen=True)

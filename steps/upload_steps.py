@@ -9,7 +9,7 @@ from pytest_bdd import given, parsers, then, when
 
 from immich_conformance.immich_client import ImmichClient
 from immich_conformance.targets import Target
-from immich_conformance.uploads import ImageSpec, MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload, PhotoSpec
 
 from .context import AssetLedger, ScenarioContext
 
@@ -25,12 +25,12 @@ def upload(ctx: ScenarioContext, client: ImmichClient, ledger: AssetLedger, up: 
 
 @when(parsers.parse("the suite uploads a new photo over {path}"))
 def upload_new(ctx: ScenarioContext, request: pytest.FixtureRequest, ledger: AssetLedger, path: str) -> None:
-    upload(ctx, request.getfixturevalue(PATHS[path]), ledger, MultipartUpload.for_image(ImageSpec.unique(96 * 1024)))
+    upload(ctx, request.getfixturevalue(PATHS[path]), ledger, MultipartUpload.for_photo(PhotoSpec.unique(96 * 1024)))
 
 
 @given("the suite uploaded a new photo over the LAN")
 def uploaded_first(ctx: ScenarioContext, lan: ImmichClient, ledger: AssetLedger, target: Target) -> None:
-    upload(ctx, lan, ledger, MultipartUpload.for_image(ImageSpec.unique(96 * 1024)))
+    upload(ctx, lan, ledger, MultipartUpload.for_photo(PhotoSpec.unique(96 * 1024)))
     assert ctx.response is not None and ctx.response.status_code == 201, ctx.response.text
     ctx.first = ctx.response.json()
     ctx.nas_before = target.nas_upload_files()
@@ -39,7 +39,7 @@ def uploaded_first(ctx: ScenarioContext, lan: ImmichClient, ledger: AssetLedger,
 @when("the suite uploads the same photo again over the LAN")
 def upload_again(ctx: ScenarioContext, lan: ImmichClient, ledger: AssetLedger) -> None:
     assert ctx.upload is not None
-    upload(ctx, lan, ledger, MultipartUpload.for_image(ctx.upload.image))
+    upload(ctx, lan, ledger, MultipartUpload.for_photo(ctx.upload.image))
 
 
 @then("Immich reports it created")

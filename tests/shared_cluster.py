@@ -3,8 +3,8 @@ last; a test that must start from a stopped machine takes it down and brings it 
 
 from __future__ import annotations
 
-from immich_conformance.cluster import ClusterInfo, OfflineCluster
 from immich_conformance.kube import Kube
+from immich_conformance.offline_cluster import ClusterInfo, OfflineCluster
 from immich_conformance.targets.kinds import CLUSTER_SCOPED, OWNED_SELECTOR
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from immich_conformance.ledger import Ledger, LedgerBusy
 from immich_conformance.run_ledger import LEDGER_FILE, RunLedger
-from immich_conformance.uploads import ImageSpec, MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload, PhotoSpec
 
 
 def fresh_target(workdir: Path) -> SimpleNamespace:
@@ -21,7 +21,7 @@ def fresh_target(workdir: Path) -> SimpleNamespace:
 def test_an_upload_is_on_disk_before_it_starts_and_its_id_once_answered(tmp_path: Path) -> None:
     run = RunLedger.open(fresh_target(tmp_path), print)  # type: ignore[arg-type]
     try:
-        up = MultipartUpload.for_image(ImageSpec.unique(2048))
+        up = MultipartUpload.for_photo(PhotoSpec.unique(2048))
         run.intend(up)
         on_disk = Ledger(tmp_path / LEDGER_FILE, "http://lan:1")
         assert [e.checksum for e in on_disk.leftovers()] == [up.image.sha1_base64()]

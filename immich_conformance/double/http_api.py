@@ -25,6 +25,7 @@ from immich_conformance.double import (
     system_metadata,
     thumbnails,
 )
+from immich_conformance.double.asset_uploads import ReceivedFile, UploadBody, read_upload, remove_later
 from immich_conformance.double.auth import (
     ACCESS_TOKEN_COOKIE,
     AUTH_TYPE_COOKIE,
@@ -35,7 +36,6 @@ from immich_conformance.double.auth import (
 )
 from immich_conformance.double.params import uuid_list
 from immich_conformance.double.state import STATE, DoubleState
-from immich_conformance.double.uploads import ReceivedFile, UploadBody, read_upload, remove_later
 from immich_conformance.double.validation import ApiError, Reader
 
 COOKIE_MAX_AGE = 400 * 24 * 3600

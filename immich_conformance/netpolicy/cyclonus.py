@@ -1,7 +1,7 @@
 """A second, independent verdict on each pair: cyclonus (the Kubernetes network-policy community's analyser), asked
 offline with ``analyze --mode query-traffic`` about exactly the policies and pod labels the cluster runs.
 
-It is built from the Go module proxy with the offline cluster's other parts (immich_conformance.cluster.build).
+It is built from the Go module proxy with the offline cluster's other parts (immich_conformance.offline_cluster.build).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from ..conditions import files_gone
 from ..procs import wait_until
 from ..sample_media import unique_mp4, unique_png
 from ..targets.base import Target
-from ..uploads import ImageSpec
+from ..upload_bodies import PhotoSpec
 
 TIMEOUT = httpx.Timeout(30.0, read=120.0)
 MARK = "rehearsal"  # every name, email and description the library seeds carries it
@@ -187,10 +187,10 @@ def _make_second_user(target: Target, admin: httpx.Client, tag: str) -> SeededUs
 
 def _seed_assets(target: Target, client: httpx.Client, owner_id: str, tag: str) -> dict[str, SeededAsset]:
     files = {
-        "jpeg": (ImageSpec.unique(64 * 1024).content(), f"{MARK}-{tag}-photo.jpg", "image/jpeg", "IMAGE"),
+        "jpeg": (PhotoSpec.unique(64 * 1024).content(), f"{MARK}-{tag}-photo.jpg", "image/jpeg", "IMAGE"),
         "png": (unique_png(), f"{MARK}-{tag}-drawing.png", "image/png", "IMAGE"),
         "mp4": (unique_mp4(), f"{MARK}-{tag}-clip.mp4", "video/mp4", "VIDEO"),
-        "trash": (ImageSpec.unique(8 * 1024).content(), f"{MARK}-{tag}-discarded.jpg", "image/jpeg", "IMAGE"),
+        "trash": (PhotoSpec.unique(8 * 1024).content(), f"{MARK}-{tag}-discarded.jpg", "image/jpeg", "IMAGE"),
     }
     seeded = {}
     for role, (data, name, mime, kind) in files.items():

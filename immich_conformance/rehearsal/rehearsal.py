@@ -19,7 +19,7 @@ from ..immich_client import ImmichClient
 from ..procs import wait_until
 from ..targets.base import Target
 from ..targets.credentials import secrets_environment
-from ..uploads import ImageSpec, MultipartUpload
+from ..upload_bodies import MultipartUpload, PhotoSpec
 from .deployments import Deployment
 from .health import startup_errors, wait_for_queues_drained
 from .library import SeededLibrary, delete_library, seed_library
@@ -40,7 +40,7 @@ class Seeded:
     sha1: bytes
     size: int
     nas_path: Path
-    image: ImageSpec
+    image: PhotoSpec
 
 
 @dataclass
@@ -91,8 +91,8 @@ class Rehearsal:
         client = target.lan.client(target.api_key)
         try:
             for size in [PHOTO_BYTES] * PHOTOS + [LARGE_FILE_BYTES]:
-                image = ImageSpec.unique(size)
-                response = client.upload(MultipartUpload.for_image(image))
+                image = PhotoSpec.unique(size)
+                response = client.upload(MultipartUpload.for_photo(image))
                 assert response.status_code == 201, f"seeding an asset answered {response.status_code}: {response.text}"
                 asset_id = response.json()["id"]
                 info = client.asset(asset_id).json()

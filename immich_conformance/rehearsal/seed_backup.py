@@ -21,7 +21,7 @@ from ..backups import copy_library
 from ..procs import WaitTimeout, wait_until
 from ..targets.base import Target
 from ..targets.containers import ContainersSandbox
-from ..uploads import ImageSpec, MultipartUpload
+from ..upload_bodies import MultipartUpload, PhotoSpec
 from .library import seed_library
 
 BACKUP_TIMEOUT = 120.0
@@ -34,7 +34,7 @@ def upload_photos(target: Target, count: int) -> None:
     client = target.lan.client(target.api_key)
 
     def one(_: int) -> None:
-        answer = client.upload(MultipartUpload.for_image(ImageSpec.unique(EXTRA_PHOTO_BYTES)))
+        answer = client.upload(MultipartUpload.for_photo(PhotoSpec.unique(EXTRA_PHOTO_BYTES)))
         if answer.status_code != 201:
             raise RuntimeError(f"uploading a photo answered {answer.status_code}: {answer.text[:200]}")
 

@@ -143,8 +143,8 @@ class ClusterTarget(ClusterWorkloads, Target):
         except StackConfigError as exc:
             raise ClusterSetupError(str(exc)) from None
         if self.offline:
-            from ..cluster import OfflineCluster
             from ..images.build import build_images, default_cache_dir
+            from ..offline_cluster import OfflineCluster
 
             self._cluster = OfflineCluster(progress=self.progress)
             info = self._cluster.up()

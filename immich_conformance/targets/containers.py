@@ -39,8 +39,8 @@ from ..backups.sql_access import PSQL_FILE_SCRIPT, PSQL_SCRIPT
 from ..containers import cleanup, engine, readiness, run_folder, watch
 from ..containers.container_set import ContainerSet
 from ..containers.container_spec import ContainerSpec, StackSpec, TranslationError
+from ..containers.docker_images import build_options, immich_images, overlay_for, prepare_images
 from ..containers.engine import ContainersError
-from ..containers.images import build_options, immich_images, overlay_for, prepare_images
 from ..containers.readiness import ContainerStopped
 from ..containers.translate import translate
 from ..images.recipes import image_refs

@@ -20,7 +20,7 @@ import yaml
 from ..immich_client import ImmichClient, json_or_empty
 from ..ledger import Ledger, LedgerBusy
 from ..limits import SERVICE_TOKEN_ID_HEADER, SERVICE_TOKEN_SECRET_HEADER
-from ..uploads import ImageSpec, MultipartUpload
+from ..upload_bodies import MultipartUpload, PhotoSpec
 from .base import Endpoint, Target, TargetUnsupported
 from .credentials import API_KEY_ENV, TOKEN_ID_ENV, TOKEN_SECRET_ENV, secret
 
@@ -143,7 +143,7 @@ class LiveTarget(Target):
         """Before any scenario: one small photo of the suite's own (in the ledger before it is sent, force-deleted at
         once) shows where the server stores its files; a media_location that does not hold them stops the run.
         Immich's API has no other place that tells its IMMICH_MEDIA_LOCATION."""
-        image = ImageSpec.unique()
+        image = PhotoSpec.unique()
         checksum = image.sha1_base64()
         ledger = Ledger(Ledger.default_path(self._lan.url), self._lan.url)
         ledger.intend(checksum, path="media_location check")
@@ -165,9 +165,9 @@ class LiveTarget(Target):
                                     f"{self._lan.url} stores its files: it stored a test photo at {stored}, so its "
                                     f"IMMICH_MEDIA_LOCATION is {root}: set media_location: {root} in the live settings")
 
-    def _stored_path(self, client: ImmichClient, image: ImageSpec, checksum: str, ledger: Ledger) -> str:
+    def _stored_path(self, client: ImmichClient, image: PhotoSpec, checksum: str, ledger: Ledger) -> str:
         """Upload ``image``, read its originalPath, delete it; the path."""
-        response = client.upload(MultipartUpload.for_image(image, "conformance-media-location-check.jpg"))
+        response = client.upload(MultipartUpload.for_photo(image, "conformance-media-location-check.jpg"))
         if response.status_code not in (200, 201):
             raise LiveSettingsError(f"Immich at {self._lan.url} answered {response.status_code} to a small upload "
                                     f"({_message(response)}), the check of media_location: the API key in "

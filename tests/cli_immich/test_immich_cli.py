@@ -18,7 +18,7 @@ import pytest
 from immich_conformance.immich_cli import ImmichCliUnavailable, ensure_immich_cli
 from immich_conformance.sample_media import unique_heic, unique_mp4, unique_png
 from immich_conformance.targets.sandbox import Sandbox
-from immich_conformance.uploads import ImageSpec
+from immich_conformance.upload_bodies import PhotoSpec
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,7 @@ def sha1_base64(content: bytes) -> str:
 def write_library(root: Path) -> dict[Path, bytes]:
     """JPEG, PNG, HEIC and MP4 files in nested folders, plus files the CLI must leave alone."""
     files = {
-        root / "trip" / "beach.jpg": ImageSpec.unique(6000).content(),
+        root / "trip" / "beach.jpg": PhotoSpec.unique(6000).content(),
         root / "trip" / "sunset.png": unique_png(),
         root / "trip" / "clips" / "waves.mp4": unique_mp4(),
         root / "phone.heic": unique_heic(),
@@ -91,7 +91,7 @@ def write_library(root: Path) -> dict[Path, bytes]:
     (root / "notes.txt").write_text("not media")  # not in the server's media types: never sent
     hidden = root / ".thumbnails" / "hidden.jpg"  # hidden folder: skipped without --include-hidden
     hidden.parent.mkdir(parents=True)
-    hidden.write_bytes(ImageSpec.unique().content())
+    hidden.write_bytes(PhotoSpec.unique().content())
     for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
@@ -188,7 +188,7 @@ def test_login_server_info_upload_albums_duplicates_logout(cli: Cli, sandbox: Sa
 def test_delete_removes_local_files_once_uploaded(cli: Cli, sandbox: Sandbox, api: httpx.Client,
                                                   tmp_path: Path) -> None:
     folder = tmp_path / "card"
-    files = {folder / "a.jpg": ImageSpec.unique().content(), folder / "b.png": unique_png()}
+    files = {folder / "a.jpg": PhotoSpec.unique().content(), folder / "b.png": unique_png()}
     folder.mkdir()
     for path, content in files.items():
         path.write_bytes(content)
@@ -206,7 +206,7 @@ def test_key_without_upload_permission_is_refused_by_the_cli(cli: Cli, sandbox: 
     assert created.status_code == 201, created.text
     photo = tmp_path / "one" / "a.jpg"
     photo.parent.mkdir()
-    photo.write_bytes(ImageSpec.unique().content())
+    photo.write_bytes(PhotoSpec.unique().content())
     cli("login", sandbox.lan.url, created.json()["secret"])
     out = cli("upload", "--no-progress", str(photo.parent), ok=False)
     assert 'Missing required permission: "asset.upload"' in out, out
@@ -240,7 +240,7 @@ def test_same_files_are_new_to_another_user(cli: Cli, sandbox: Sandbox, api: htt
     """Checksums are per owner in Immich: another user's upload of the same bytes is new to them, and so is their
     album of the same name."""
     folder = tmp_path / "shared-card"
-    files = {folder / "same.jpg": ImageSpec.unique().content()}
+    files = {folder / "same.jpg": PhotoSpec.unique().content()}
     folder.mkdir()
     for path, content in files.items():
         path.write_bytes(content)

@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from immich_conformance.cluster import ClusterError, KubeApi
 from immich_conformance.images.oci import ImageConfig, PackedImage, pack_image
+from immich_conformance.offline_cluster import ClusterError, KubeApi
 from immich_conformance.procs import wait_until
 from immich_conformance.targets.cluster import ClusterTarget
 from immich_conformance.targets.stack_source import Placement
@@ -22,7 +22,7 @@ def busybox_image(workdir: Path) -> PackedImage:
     """A one-layer image: the static busybox and a link for each of its applets."""
     if not BUSYBOX.is_file():
         raise ClusterError("the cluster tests need Debian's busybox-static: "
-                           "python -m immich_conformance.cluster.packages --with-tests")
+                           "python -m immich_conformance.offline_cluster.packages --with-tests")
     rootfs = workdir / "busybox-rootfs"
     if rootfs.exists():
         shutil.rmtree(rootfs)

@@ -33,7 +33,7 @@ from immich_conformance.targets.base import Endpoint
 from immich_conformance.targets.bootstrap import bootstrap_user
 from immich_conformance.targets.kinds import CLUSTER_SCOPED, NAMESPACED_KINDS
 from immich_conformance.targets.stack_source import Placement, StackSource, dump, ensure_test_secrets, host_folders
-from immich_conformance.uploads import ImageSpec, MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload, PhotoSpec
 
 from ..rehearsal.git_refs import commit_of_head_with, edit_yaml
 from ..shared_cluster import SharedCluster
@@ -58,7 +58,7 @@ class Production:
     lan: Endpoint
     api_key: str
     folders: dict[str, Path]
-    photos: dict[str, ImageSpec]
+    photos: dict[str, PhotoSpec]
     kubeconfig: Path
     node_ip: str
 
@@ -108,8 +108,8 @@ def production(offline_cluster: SharedCluster) -> Iterator[Production]:
         client = lan.client(api_key)
         photos = {}
         for _ in range(3):
-            image = ImageSpec.unique(64 * 1024)
-            response = client.upload(MultipartUpload.for_image(image))
+            image = PhotoSpec.unique(64 * 1024)
+            response = client.upload(MultipartUpload.for_photo(image))
             assert response.status_code == 201, response.text
             photos[response.json()["id"]] = image
         client.close()

@@ -20,9 +20,9 @@ import pytest
 
 from immich_conformance import REPO_ROOT
 from immich_conformance.cli import main
-from immich_conformance.cluster import OfflineCluster, layout
 from immich_conformance.doctor.checks import CHECKS
 from immich_conformance.doctor.settings import from_overlay
+from immich_conformance.offline_cluster import OfflineCluster, layout
 from immich_conformance.targets.node_claims import POSTGRES_UID, TEST_DATA_MARKER
 
 from ..shared_cluster import SharedCluster

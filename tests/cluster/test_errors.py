@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from immich_conformance.cluster import ClusterError, OfflineCluster, layout
-from immich_conformance.cluster import cluster as cluster_module
-from immich_conformance.cluster.build import COMPONENTS, Builder
-from immich_conformance.cluster.daemons import Daemon
+from immich_conformance.offline_cluster import ClusterError, OfflineCluster, layout
+from immich_conformance.offline_cluster import lifecycle as cluster_module
+from immich_conformance.offline_cluster.build import COMPONENTS, Builder
+from immich_conformance.offline_cluster.daemons import Daemon
 
 
 def test_no_go_toolchain_is_named_with_its_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

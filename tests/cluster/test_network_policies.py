@@ -24,9 +24,9 @@ import pytest
 import yaml
 
 from immich_conformance import REPO_ROOT
-from immich_conformance.cluster import OfflineCluster
 from immich_conformance.netpolicy.judge import judge
 from immich_conformance.netpolicy.matrix import disagreements, html_table
+from immich_conformance.offline_cluster import OfflineCluster
 from immich_conformance.procs import WaitTimeout, wait_until
 from immich_conformance.targets.cluster import ClusterTarget
 from steps.cluster_steps import PEERS, ask_privileged_pod, connect, connection_verdict, privileged_pod_refused

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from immich_conformance import versions
-from immich_conformance.cluster import ClusterInfo, KubeApi, OfflineCluster, layout, network
-from immich_conformance.cluster.machine import MachineSnapshot
-from immich_conformance.cluster.packages import CLUSTER_PACKAGES, TEST_PACKAGES, ensure_packages
+from immich_conformance.offline_cluster import ClusterInfo, KubeApi, OfflineCluster, layout, network
+from immich_conformance.offline_cluster.machine import MachineSnapshot
+from immich_conformance.offline_cluster.packages import CLUSTER_PACKAGES, TEST_PACKAGES, ensure_packages
 from immich_conformance.procs import wait_until
 
 from ..shared_cluster import SharedCluster

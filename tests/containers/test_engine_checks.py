@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from immich_conformance.containers import cleanup, engine
-from immich_conformance.containers.images import prepare_images
+from immich_conformance.containers.docker_images import prepare_images
 from immich_conformance.images.recipes import image_refs
 
 from .conftest import leftovers_of, run_suite

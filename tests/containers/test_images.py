@@ -8,8 +8,8 @@ import uuid
 import docker
 import pytest
 
+from immich_conformance.containers.docker_images import MIRROR_ENV, archive_image_id, mirrored, prepare_images
 from immich_conformance.containers.engine import ContainersError
-from immich_conformance.containers.images import MIRROR_ENV, archive_image_id, mirrored, prepare_images
 from immich_conformance.images.build import build_images, default_cache_dir
 from immich_conformance.images.recipes import image_refs
 from immich_conformance.procs import free_port

@@ -16,7 +16,7 @@ from immich_conformance.containers import cleanup
 from immich_conformance.targets.bootstrap import API_KEY_ENV
 from immich_conformance.targets.containers import ContainersSandbox
 from immich_conformance.targets.containers_attached import RUN_FILE_ENV
-from immich_conformance.uploads import ImageSpec, MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload, PhotoSpec
 
 from .conftest import run_suite
 
@@ -40,8 +40,8 @@ def test_the_immich_containers_move_to_another_release_on_the_same_data(client: 
         lan, origin, run_id = target.lan.url, target.origin.url, target.run_id
         assert _version(lan) == "v3.0.3"
         api = target.lan.client(target.api_key)
-        image = ImageSpec.unique(64 * 1024)
-        asset = api.upload(MultipartUpload.for_image(image)).json()["id"]
+        image = PhotoSpec.unique(64 * 1024)
+        asset = api.upload(MultipartUpload.for_photo(image)).json()["id"]
         before = _ids(client, run_id)
 
         target.upgrade_immich("v3.1.0")

@@ -14,7 +14,7 @@ from double_harness import Account, DoubleServer, upload_form
 
 from immich_conformance.double.spec_check import OpenApiSpec
 from immich_conformance.sample_media import unique_png
-from immich_conformance.uploads import ImageSpec
+from immich_conformance.upload_bodies import PhotoSpec
 from immich_conformance.versions import IMMICH_VERSION
 
 Events = list[tuple[str, Any]]
@@ -86,7 +86,7 @@ def test_socket_without_valid_credentials_is_refused(double: DoubleServer, heade
 
 
 def test_upload_is_announced_on_the_socket(double: DoubleServer, admin: Account, spec: OpenApiSpec) -> None:
-    data = ImageSpec.unique().content()  # a JPEG the thumbnail job can decode
+    data = PhotoSpec.unique().content()  # a JPEG the thumbnail job can decode
 
     def upload() -> None:
         reply = httpx.post(f"{double.url}/api/assets", headers={"x-api-key": admin.api_key}, timeout=10,
@@ -126,11 +126,11 @@ def test_the_upload_event_waits_for_thumbnails_and_skips_what_has_none(double: D
 
     def upload() -> None:
         for name, data, fields in (
-            ("photo", ImageSpec.unique().content(), {}),
+            ("photo", PhotoSpec.unique().content(), {}),
             ("png", unique_png(), {}),
             ("noise", os.urandom(4_000), {}),
-            ("truncated", ImageSpec.unique(20_000).content()[:-100], {}),
-            ("hidden", ImageSpec.unique().content(), {"visibility": "hidden"}),
+            ("truncated", PhotoSpec.unique(20_000).content()[:-100], {}),
+            ("hidden", PhotoSpec.unique().content(), {"visibility": "hidden"}),
         ):
             reply = httpx.post(f"{double.url}/api/assets", headers={"x-api-key": admin.api_key}, timeout=10,
                                **upload_form(data, name=f"{name}.png" if name == "png" else "a.jpg", **fields))

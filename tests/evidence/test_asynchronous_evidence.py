@@ -15,7 +15,7 @@ from immich_conformance.limits import JWT_HEADER
 from immich_conformance.origin_proxy import forwarded_upstream
 from immich_conformance.targets.sandbox import Sandbox
 from immich_conformance.token_forgery import ORIGIN_TOKENS
-from immich_conformance.uploads import ImageSpec, MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload, PhotoSpec
 
 JOB_DELAY = 1.0
 
@@ -28,15 +28,15 @@ def sandbox() -> Iterator[Sandbox]:
             yield started
 
 
-def _upload(sandbox: Sandbox, image: ImageSpec) -> dict:
+def _upload(sandbox: Sandbox, image: PhotoSpec) -> dict:
     with closing(sandbox.lan.client(sandbox.api_key)) as client:
-        answer = client.upload(MultipartUpload.for_image(image))
+        answer = client.upload(MultipartUpload.for_photo(image))
     assert answer.status_code in (200, 201), answer.text
     return answer.json()
 
 
 def test_a_duplicates_copy_is_waited_for_not_looked_at_once(sandbox: Sandbox) -> None:
-    image = ImageSpec.unique()
+    image = PhotoSpec.unique()
     first = _upload(sandbox, image)
     before = sandbox.nas_upload_files()
     assert _upload(sandbox, image) == {"status": "duplicate", "id": first["id"]}
@@ -48,13 +48,13 @@ def test_a_duplicates_copy_is_waited_for_not_looked_at_once(sandbox: Sandbox) ->
 
 
 def test_the_clean_up_waits_for_the_files_and_names_what_stayed(sandbox: Sandbox) -> None:
-    kept = _upload(sandbox, ImageSpec.unique())["id"]
+    kept = _upload(sandbox, PhotoSpec.unique())["id"]
     with closing(sandbox.lan.client(sandbox.api_key)) as client:
         path = sandbox.nas_path(client.asset(kept).json()["originalPath"])
     too_soon = remove_assets(sandbox, [kept], timeout=0.1)
     assert too_soon.left == [str(path)]
     assert "could not remove 1 of its 1 assets" in too_soon.summary() and str(path) in too_soon.summary()
-    other = _upload(sandbox, ImageSpec.unique())["id"]
+    other = _upload(sandbox, PhotoSpec.unique())["id"]
     with closing(sandbox.lan.client(sandbox.api_key)) as client:
         other_path = sandbox.nas_path(client.asset(other).json()["originalPath"])
     assert not remove_assets(sandbox, [other]).left

@@ -20,7 +20,7 @@ import pytest
 
 from immich_conformance.limits import MAX_BODY_BYTES
 from immich_conformance.tls import write_server_files
-from immich_conformance.uploads import ImageSpec, MultipartUpload
+from immich_conformance.upload_bodies import MultipartUpload, PhotoSpec
 from loadtests.backoff import ERROR_STREAK, FIRST_WAIT, MAX_WAIT, Backoff, path_is_down
 from loadtests.early_answer import post_lazily
 from loadtests.gate import Measurements, PathFigures, Thresholds, evaluate
@@ -47,12 +47,12 @@ def test_unusable_upload_sizes_are_refused(text: str) -> None:
 
 
 def record(asset_id: str | None, path: str = "lan", size: int = 4096, at: float = 100.0) -> UploadRecord:
-    return UploadRecord.for_image(path, ImageSpec.unique(size), size + 300, asset_id, at)
+    return UploadRecord.for_photo(path, PhotoSpec.unique(size), size + 300, asset_id, at)
 
 
 def test_a_record_recreates_the_exact_bytes_sent() -> None:
-    image = ImageSpec.unique(70_000)
-    rec = UploadRecord.for_image("lan", image, 70_300, "id", 1.0)
+    image = PhotoSpec.unique(70_000)
+    rec = UploadRecord.for_photo("lan", image, 70_300, "id", 1.0)
     assert rec.image.sha1() == image.sha1()
 
 

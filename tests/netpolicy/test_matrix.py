@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from immich_conformance.cluster import OfflineCluster
 from immich_conformance.kube import KubeError
 from immich_conformance.netpolicy import cyclonus, probes
 from immich_conformance.netpolicy.matrix import Pair, Row, StackObjects, disagreements, html_table
+from immich_conformance.offline_cluster import OfflineCluster
 from immich_conformance.targets.stack_source import Placement, StackSource, ensure_test_secrets
 
 NAMESPACE = "immich"
@@ -33,7 +33,7 @@ def objects_of(documents: list[dict[str, Any]], *, without: str | None = None) -
 def cyclonus_binary():  # noqa: ANN201
     binary = OfflineCluster(progress=lambda message: None).builder.binary("cyclonus")
     if not binary.is_file():
-        pytest.skip("cyclonus is built with the offline cluster (python -m immich_conformance.cluster up); "
+        pytest.skip("cyclonus is built with the offline cluster (python -m immich_conformance.offline_cluster up); "
                     f"not at {binary}")
     return binary
 

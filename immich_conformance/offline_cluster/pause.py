@@ -52,7 +52,7 @@ def build_pause_binary(out: Path) -> Path:
     gcc = shutil.which("gcc")
     if gcc is None:
         raise ClusterError("gcc is needed to build the pod sandbox binary: "
-                           "run `python -m immich_conformance.cluster.packages`")
+                           "run `python -m immich_conformance.offline_cluster.packages`")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pause-") as tmp:
         source = Path(tmp) / "pause.c"
@@ -61,7 +61,7 @@ def build_pause_binary(out: Path) -> Path:
                                 capture_output=True, text=True)
     if result.returncode != 0:
         raise ClusterError(f"gcc could not build the static pause binary ({result.stderr.strip()}): the static C "
-                           "library comes with libc6-dev; run `python -m immich_conformance.cluster.packages`")
+                           "library comes with libc6-dev; run `python -m immich_conformance.offline_cluster.packages`")
     return out
 
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import configs, coredns, layout, machine, network
+from .api_server import KubeApi
 from .build import Builder, fmt_duration
 from .command_lines import command_line
 from .containerd_images import ContainerdImages
 from .daemons import Daemon
 from .errors import ClusterError
-from .kube import KubeApi
 from .layout import StateLayout
 from .packages import ensure_packages
 from .pause import pause_archive

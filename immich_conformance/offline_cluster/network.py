@@ -173,7 +173,7 @@ def install_guard(uplink_name: str) -> None:
     counter of pod packets about to leave (must stay 0) followed by a DROP as a backstop."""
     if shutil.which("iptables") is None:
         raise ClusterError("iptables is missing, so the egress guard cannot be put in place: "
-                           "run `python -m immich_conformance.cluster.packages`")
+                           "run `python -m immich_conformance.offline_cluster.packages`")
     ipt = ["iptables", "-w", "5"]
     for table, chain in GUARD_CHAINS:
         if run([*ipt, "-t", table, "-N", chain], check=False).returncode != 0:

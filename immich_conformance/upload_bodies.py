@@ -23,20 +23,20 @@ _JPEG_TAIL = base64.b64decode(
 _SOI = b"\xff\xd8"
 _COM_MAX = 65533  # payload bytes per COM segment (segment length field counts itself: 65535)
 _PAD_BLOCK = bytes(range(256)) * 256
-MIN_IMAGE_BYTES = len(_SOI) + 4 + 32 + len(_JPEG_TAIL)
+MIN_PHOTO_BYTES = len(_SOI) + 4 + 32 + len(_JPEG_TAIL)
 
 
 @dataclass(frozen=True)
-class ImageSpec:
+class PhotoSpec:
     """A JPEG of exactly ``size`` bytes whose content depends on ``nonce``."""
 
     size: int
     nonce: bytes
 
     @classmethod
-    def unique(cls, size: int = 4096) -> ImageSpec:
-        if size < MIN_IMAGE_BYTES:
-            raise ValueError(f"a JPEG here needs at least {MIN_IMAGE_BYTES} bytes, not {size}")
+    def unique(cls, size: int = 4096) -> PhotoSpec:
+        if size < MIN_PHOTO_BYTES:
+            raise ValueError(f"a JPEG here needs at least {MIN_PHOTO_BYTES} bytes, not {size}")
         return cls(size=size, nonce=secrets.token_bytes(32))
 
     def chunks(self) -> Iterator[bytes]:
@@ -74,20 +74,20 @@ class ImageSpec:
 class MultipartUpload:
     """``POST /api/assets`` as Immich's clients send it: ``assetData`` plus the required date fields."""
 
-    image: ImageSpec
+    image: PhotoSpec
     filename: str
     boundary: str
 
     @classmethod
-    def for_image(cls, image: ImageSpec, filename: str | None = None) -> MultipartUpload:
+    def for_photo(cls, image: PhotoSpec, filename: str | None = None) -> MultipartUpload:
         return cls(image, filename or f"conformance-{uuid.uuid4().hex[:12]}.jpg", f"----conformance{uuid.uuid4().hex}")
 
     @classmethod
     def with_total_size(cls, total: int, filename: str | None = None) -> MultipartUpload:
         """An upload whose whole multipart body is exactly ``total`` bytes."""
-        probe = cls.for_image(ImageSpec.unique(MIN_IMAGE_BYTES), filename)
-        overhead = probe.content_length - MIN_IMAGE_BYTES
-        return cls(ImageSpec.unique(total - overhead), probe.filename, probe.boundary)
+        probe = cls.for_photo(PhotoSpec.unique(MIN_PHOTO_BYTES), filename)
+        overhead = probe.content_length - MIN_PHOTO_BYTES
+        return cls(PhotoSpec.unique(total - overhead), probe.filename, probe.boundary)
 
     @property
     def content_type(self) -> str:

@@ -276,7 +276,7 @@ class Builder:
         result = subprocess.run(["pkg-config", "--exists", lib], capture_output=True)
         if result.returncode != 0:
             raise ClusterError(f"{component.name} needs the C library {lib} and its headers (pkg-config {lib} "
-                               "failed): run `python -m immich_conformance.cluster.packages`")
+                               "failed): run `python -m immich_conformance.offline_cluster.packages`")
 
     def _download(self, go: str, target: str, env: dict[str, str], cwd: Path) -> dict[str, str]:
         result = subprocess.run([go, "mod", "download", "-json", target], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""`python -m immich_conformance.cluster up|down|status`: the offline cluster by hand."""
+"""`python -m immich_conformance.offline_cluster up|down|status`: the offline cluster by hand."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m immich_conformance.cluster")
+    parser = argparse.ArgumentParser(prog="python -m immich_conformance.offline_cluster")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

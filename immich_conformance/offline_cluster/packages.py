@@ -1,6 +1,6 @@
 """The Debian packages the offline cluster needs, installed when missing.
 
-Run as ``python -m immich_conformance.cluster.packages`` (``--check`` only lists what is missing).
+Run as ``python -m immich_conformance.offline_cluster.packages`` (``--check`` only lists what is missing).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _run_apt(argv: list[str], env: dict[str, str], what: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m immich_conformance.cluster.packages",
+    parser = argparse.ArgumentParser(prog="python -m immich_conformance.offline_cluster.packages",
                                      description="Install the Debian packages the offline cluster needs.")
     parser.add_argument("--check", action="store_true", help="only list the missing packages (exit 1 if any)")
     parser.add_argument("--with-tests", action="store_true", help="also the packages the cluster's tests use")

@@ -20,7 +20,7 @@ from .daemons import stop_pids, wait_reaped
 from .errors import ClusterError
 
 if TYPE_CHECKING:
-    from .cluster import OfflineCluster
+    from .lifecycle import OfflineCluster
 
 # What `down` keeps under the state dir: the logs, and containerd's content store (imported images).
 KEPT = ("logs", "containerd")

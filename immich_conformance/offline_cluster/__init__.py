@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .cluster import ClusterInfo, ClusterStatus, OfflineCluster
+    from .api_server import KubeApi
     from .errors import ClusterError
-    from .kube import KubeApi
+    from .lifecycle import ClusterInfo, ClusterStatus, OfflineCluster
 
-# Exported names, imported when first used: ``python -m immich_conformance.cluster.packages`` (run by setup.sh
-# before anything else is installed) then loads only what it needs, and runs as the module it is.
-_EXPORTS = {"ClusterInfo": ".cluster", "ClusterStatus": ".cluster", "OfflineCluster": ".cluster",
-            "ClusterError": ".errors", "KubeApi": ".kube"}
+# Exported names, imported when first used: ``python -m immich_conformance.offline_cluster.packages`` (run by
+# setup.sh before anything else is installed) then loads only what it needs, and runs as the module it is.
+_EXPORTS = {"ClusterInfo": ".lifecycle", "ClusterStatus": ".lifecycle", "OfflineCluster": ".lifecycle",
+            "ClusterError": ".errors", "KubeApi": ".api_server"}
 
 
 def __getattr__(name: str) -> Any:
@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
 
 def wait_default_service_account(namespace: str, *, state_dir: Path | None = None, timeout: float = 30.0) -> None:
     """Wait until ``namespace`` has its default ServiceAccount (a pod created before that is refused)."""
-    from .cluster import OfflineCluster
+    from .lifecycle import OfflineCluster
 
     OfflineCluster(state_dir, progress=lambda _msg: None).wait_default_service_account(namespace, timeout=timeout)
 
