@@ -5,7 +5,10 @@ bookkeeping), deletes with ``--wait``, and ``exec`` (its exit code is the comman
 websocket stream does not give as simply).
 
 Kinds are named as kubectl names them: the plural resource name, qualified by its API group where two groups have
-it (``deployments``, ``replicasets.apps``, ``networkpolicies.networking.k8s.io``)."""
+it (``deployments``, ``replicasets.apps``, ``networkpolicies.networking.k8s.io``).
+
+One module, a little over 400 lines: every target, check and test reaches a cluster through the one ``Kube`` class,
+whose reads, watches, logs and events share one client and one way of naming its errors."""
 
 from __future__ import annotations
 

@@ -69,8 +69,8 @@ def restart_server(ctx: ScenarioContext, target: Target) -> None:
 
 @then("Immich still has the photo with the same checksum")
 def still_there(ctx: ScenarioContext, lan: ImmichClient) -> None:
-    assert ctx.upload is not None
-    asset = lan.asset(ctx.first["id"])
+    assert ctx.upload is not None and ctx.first_asset_id is not None, "no first upload"
+    asset = lan.asset(ctx.first_asset_id)
     assert asset.status_code == 200, asset.text
     assert base64.b64decode(asset.json()["checksum"]) == ctx.upload.image.sha1()
     ctx.response = asset

@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
@@ -51,8 +51,10 @@ class ScenarioContext:
     response: httpx.Response | None = None
     error: Exception | None = None
     upload: MultipartUpload | None = None
-    first: dict[str, Any] = field(default_factory=dict)
-    nas_before: set = field(default_factory=set)
+    first_asset_id: str | None = None
+    """The id Immich gave the scenario's first upload."""
+    nas_before: set[Path] = field(default_factory=set)
+    """The upload files on the NAS before the step under test."""
     path: str = ""
     node_ports: dict[str, list[int]] = field(default_factory=dict)
     """Each Service's node ports."""

@@ -4,6 +4,9 @@ and nothing leaving the machine.
 `up` installs missing Debian packages, builds (cached), clears what a crashed run left, puts the egress guard in
 place, starts containerd, etcd, the control plane, the kubelet and kube-proxy, waits for the node to be Ready and
 installs CoreDNS. `down` stops everything and leaves the machine as `up` found it.
+
+A little over 400 lines: the start, one method per phase, in the order it runs; what each phase needs lives beside
+it (`build`, `configs`, `command_lines`, `daemons`, `network`, `pki`, `teardown`...).
 """
 
 from __future__ import annotations
