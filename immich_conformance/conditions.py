@@ -49,6 +49,14 @@ def pods_gone(kube: Kube, selector: Mapping[str, str]) -> Condition:
     return lambda: not kube.items("pods", ",".join(f"{k}={v}" for k, v in selector.items()))
 
 
+def connection_opens(kube: Kube, source: str, service: str, port: int, *, opens: bool = True) -> Condition:
+    """A TCP connection from a pod of ``source`` to ``service:port`` opens (with ``opens=False``: it does not, as
+    once a NetworkPolicy denies it)."""
+    from .netpolicy.probes import connects
+
+    return lambda: connects(kube, source, service, port) == opens
+
+
 def all_of(*conditions: Condition) -> Condition:
     """Every one of ``conditions`` holds (asked in order, stopping at the first that does not)."""
     return lambda: all(condition() for condition in conditions)

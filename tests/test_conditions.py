@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from immich_conformance.conditions import all_of, files_gone, port_answers, ports_answer, url_answers_ok
+from immich_conformance.conditions import (
+    all_of,
+    connection_opens,
+    files_gone,
+    port_answers,
+    ports_answer,
+    url_answers_ok,
+)
 from immich_conformance.procs import LOOPBACK, WaitTimeout, free_port, wait_until
 
 
@@ -42,3 +50,23 @@ def test_a_url_that_refuses_counts_as_not_yet_and_the_timeout_names_it() -> None
         url_answers_ok(url)()
     with pytest.raises(WaitTimeout, match="ConnectError"):
         wait_until(url_answers_ok(url), timeout=0.3, what="the refusing url")
+
+
+class ProbingKube:
+    """A Kube whose ``exec`` of the connection probe answers what the cluster would: open or shut."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+        self.calls: list[tuple[str, ...]] = []
+
+    def run(self, *args: str, **_: object) -> subprocess.CompletedProcess[str]:
+        self.calls.append(args)
+        return subprocess.CompletedProcess(args, 0, f"{self.word} immich-redis 6379\n", "")
+
+
+@pytest.mark.parametrize(("word", "opens"), [("open", True), ("shut", False)])
+def test_a_connection_opens_or_not_as_the_probe_from_the_source_pod_says(word: str, opens: bool) -> None:
+    kube = ProbingKube(word)
+    assert connection_opens(kube, "immich-server", "immich-redis", 6379, opens=opens)()  # type: ignore[arg-type]
+    assert not connection_opens(kube, "immich-server", "immich-redis", 6379, opens=not opens)()  # type: ignore[arg-type]
+    assert kube.calls[0][:2] == ("exec", "deployment/immich-server")

@@ -24,11 +24,13 @@ import pytest
 import yaml
 
 from immich_conformance import REPO_ROOT
+from immich_conformance.conditions import Condition, connection_opens
 from immich_conformance.netpolicy.judge import judge
 from immich_conformance.netpolicy.matrix import disagreements, html_table
 from immich_conformance.offline_cluster import OfflineCluster
 from immich_conformance.procs import WaitTimeout, wait_until
 from immich_conformance.targets.cluster import ClusterTarget
+from immich_conformance.targets.cluster_workloads import SERVICE_PORTS
 from steps.cluster_steps import PEERS, ask_privileged_pod, connect, connection_verdict, privileged_pod_refused
 from steps.context import ScenarioContext
 
@@ -139,8 +141,14 @@ def _apply(target: ClusterTarget, policy: dict[str, Any]) -> None:
 
 def _wait_verdict(target: ClusterTarget, row: tuple[str, str], allowed: bool, why: str) -> None:
     source, destination = PEERS[row[0]], PEERS[row[1]]
-    wait_until(lambda: target.can_connect(source, destination) == allowed, timeout=FLIP_SECONDS, interval=1.0,
+    wait_until(connection_opens(target.kube, source, destination, SERVICE_PORTS[destination], opens=allowed),
+               timeout=FLIP_SECONDS, interval=1.0,
                what=f"{row[0]} -> {row[1]} {'allowed' if allowed else 'denied'} {why}")
+
+
+def privileged_pod_admitted(target: ClusterTarget, *, admitted: bool = True) -> Condition:
+    """The cluster would admit a privileged pod into the stack's namespace (or, ``admitted=False``, refuses it)."""
+    return lambda: (target.admission_of_privileged_pod() == "") == admitted
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=str)
@@ -181,7 +189,7 @@ def test_a_privileged_pod_is_refused_and_without_the_binding_the_scenario_fails(
     kept = _clean(target.kube.get(kind, binding, namespaced=False))
     target.kube.run("delete", kind, binding, namespaced=False)
     try:
-        wait_until(lambda: target.admission_of_privileged_pod() == "", timeout=FLIP_SECONDS, interval=1.0,
+        wait_until(privileged_pod_admitted(target), timeout=FLIP_SECONDS, interval=1.0,
                    what="a privileged pod admitted once the policy's binding is gone")
         ctx = ScenarioContext()
         ask_privileged_pod(ctx, target)
@@ -189,5 +197,5 @@ def test_a_privileged_pod_is_refused_and_without_the_binding_the_scenario_fails(
             privileged_pod_refused(ctx)
     finally:
         target.kube.run("apply", "-f", "-", namespaced=False, stdin=yaml.safe_dump(kept))
-    wait_until(lambda: target.admission_of_privileged_pod() != "", timeout=FLIP_SECONDS, interval=1.0,
+    wait_until(privileged_pod_admitted(target, admitted=False), timeout=FLIP_SECONDS, interval=1.0,
                what="a privileged pod refused again once the binding is back")

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from immich_conformance.conditions import connection_opens
 from immich_conformance.netpolicy.probes import connects
 from immich_conformance.procs import wait_until
 from immich_conformance.targets.cluster import ClusterTarget
@@ -105,7 +106,7 @@ def test_redis_answers_only_with_the_password_of_its_secret(target: ClusterTarge
     assert not connects(target.kube, "edge-standin", REDIS, PORT), "the policies must keep the stand-in out"
     target.kube.run("apply", "-f", "-", stdin=yaml.safe_dump(_opening(NAMESPACE)))
     try:
-        wait_until(lambda: connects(target.kube, "edge-standin", REDIS, PORT), timeout=FLIP_SECONDS, interval=1.0,
+        wait_until(connection_opens(target.kube, "edge-standin", REDIS, PORT), timeout=FLIP_SECONDS, interval=1.0,
                    what=f"edge-standin reaching {REDIS}:{PORT} once {OPENING} lets it")
         assert replies(target, "edge-standin", "PING", "INFO server", "KEYS *") == [
             "-NOAUTH Authentication required."] * 3
@@ -113,5 +114,5 @@ def test_redis_answers_only_with_the_password_of_its_secret(target: ClusterTarge
         assert wrong[0].startswith("-WRONGPASS") and wrong[1].startswith("-NOAUTH"), wrong
     finally:
         target.kube.run("delete", "networkpolicy", OPENING, "--ignore-not-found")
-    wait_until(lambda: not connects(target.kube, "edge-standin", REDIS, PORT), timeout=FLIP_SECONDS, interval=1.0,
-               what=f"edge-standin kept from {REDIS} again once {OPENING} is gone")
+    wait_until(connection_opens(target.kube, "edge-standin", REDIS, PORT, opens=False), timeout=FLIP_SECONDS,
+               interval=1.0, what=f"edge-standin kept from {REDIS} again once {OPENING} is gone")
