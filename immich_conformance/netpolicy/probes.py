@@ -1,6 +1,6 @@
 """The third verdict: real TCP connections, opened from inside a running pod of each source workload to each
 destination Service's name and port. One ``kubectl exec`` per source runs every probe of that source (bash's
-``/dev/tcp``, which every image of the stack has, with ``timeout``).
+``/dev/tcp``, which every image of the stack has, with ``timeout``); every source and every probe at once.
 
 A connection that opens is allowed. One refused or timed out is denied; so that "nothing listens" is not read as
 "a policy denies", every destination port is first opened from inside its own pod, on 127.0.0.1 (which no policy
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 from immich_conformance.kube import Kube, KubeError
 
@@ -20,12 +21,14 @@ CONNECT_SECONDS = 3
 
 
 def _script(targets: list[tuple[str, int]]) -> str:
+    """Every connection at once (a denied one may take up to CONNECT_SECONDS before it counts as shut), each
+    answering one line; ``wait`` until all have."""
     lines = []
     for host_name, port in sorted(set(targets)):
         host = shlex.quote(host_name)
-        lines.append(f"if timeout {CONNECT_SECONDS} bash -c ': > /dev/tcp/{host}/{port}' 2>/dev/null; "
-                     f"then echo 'open {host} {port}'; else echo 'shut {host} {port}'; fi")
-    return "\n".join(lines)
+        lines.append(f"(if timeout {CONNECT_SECONDS} bash -c ': > /dev/tcp/{host}/{port}' 2>/dev/null; "
+                     f"then echo 'open {host} {port}'; else echo 'shut {host} {port}'; fi) &")
+    return "\n".join([*lines, "wait"])
 
 
 def _connect_from(kube: Kube, workload: str, targets: list[tuple[str, int]]) -> dict[tuple[str, int], bool]:
@@ -67,9 +70,9 @@ def probe(kube: Kube, pairs: list[Pair]) -> list[bool]:
     by_source: dict[str, list[Pair]] = defaultdict(list)
     for pair in pairs:
         by_source[pair.source].append(pair)
-    answers: dict[tuple[str, str, int], bool] = {}
-    for source, its_pairs in by_source.items():
-        seen = _connect_from(kube, source, [(p.service, p.port) for p in its_pairs])
-        for pair in its_pairs:
-            answers[(pair.source, pair.service, pair.port)] = seen[(pair.service, pair.port)]
-    return [answers[(p.source, p.service, p.port)] for p in pairs]
+    # Every source at once too: a denied connection may take the whole CONNECT_SECONDS before it counts as shut.
+    with ThreadPoolExecutor(max_workers=len(by_source)) as sources:
+        seen = dict(zip(by_source, sources.map(
+            lambda its_pairs: _connect_from(kube, its_pairs[0].source, [(p.service, p.port) for p in its_pairs]),
+            by_source.values()), strict=True))
+    return [seen[p.source][(p.service, p.port)] for p in pairs]

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +66,6 @@ class DoubleServer:
             f"immich-double-{self.port}", [sys.executable, "-m", "immich_conformance.double"],
             log_path=run_dir / f"double-{self.port}.log", env=env, cwd=REPO_ROOT,
         )
-        self.startup_seconds = 0.0
 
     def _ping(self) -> bool:
         try:
@@ -76,10 +74,8 @@ class DoubleServer:
             return False
 
     def start(self, timeout: float = 15) -> DoubleServer:
-        began = time.monotonic()
         self.process.start()
         self.process.wait_ready(self._ping, timeout=timeout)
-        self.startup_seconds = time.monotonic() - began
         return self
 
     def run_until_exit(self, timeout: float = 15) -> int:
