@@ -1,8 +1,11 @@
 """`pytest features/` and `pytest`: the suite's plugin (targets, diagnostics) and the scenarios' step definitions."""
 
+import os
+from pathlib import Path
+
 import pytest
 
-from tests.worker_groups import group_of
+from tests.worker_groups import CLUSTER_GROUP, group_of, selects_group
 
 pytest_plugins = [
     "pytester",
@@ -33,3 +36,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return group_of(nodeid) or nodeid
 
     return ByResource(config, log)  # type: ignore[arg-type]
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker per core, and one more when the offline cluster's tests run (as root, with their folder
+    among the paths): their worker mostly waits on rollouts and keeps about half a core busy, so the other workers
+    share the cores. None leaves the count to xdist (PYTEST_XDIST_AUTO_NUM_WORKERS, when set, still decides)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or os.geteuid() != 0:
+        return None
+    paths = config.args or list(config.getini("testpaths"))
+    root = Path(config.rootpath)
+    relative = [os.path.relpath(Path(config.invocation_params.dir, path), root) for path in paths]
+    if not selects_group(relative, CLUSTER_GROUP):
+        return None
+    return (len(os.sched_getaffinity(0)) or 1) + 1

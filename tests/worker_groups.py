@@ -11,6 +11,19 @@ GROUPS = {"cluster": "offline-cluster", "rehearsal": "offline-cluster", "netpoli
           "images": "offline-cluster", "containers": "docker"}
 
 
+CLUSTER_GROUP = "offline-cluster"
+
+
+def selects_group(paths: list[str], group: str) -> bool:
+    """Whether a run of ``paths`` (relative to the repository, as given to pytest) takes in a folder of ``group``."""
+    folders = [f"tests/{folder}" for folder, its_group in GROUPS.items() if its_group == group]
+    for path in paths:
+        where = path.split("::", 1)[0].strip("/").removeprefix("./") or "."
+        if where in (".", "tests") or any(where == f or where.startswith(f"{f}/") for f in folders):
+            return True
+    return False
+
+
 def group_of(nodeid: str) -> str | None:
     """The group of a test id (``tests/cluster/test_x.py::test_y``), or None when it may run in any worker."""
     parts = nodeid.split("::", 1)[0].split("/")
