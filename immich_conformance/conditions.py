@@ -52,7 +52,7 @@ def pods_gone(kube: Kube, selector: Mapping[str, str]) -> Condition:
 def connection_opens(kube: Kube, source: str, service: str, port: int, *, opens: bool = True) -> Condition:
     """A TCP connection from a pod of ``source`` to ``service:port`` opens (with ``opens=False``: it does not, as
     once a NetworkPolicy denies it)."""
-    from .netpolicy.probes import connects
+    from .netpolicy.probes import connects  # here: the probes load the Kubernetes client, which starts do without
 
     return lambda: connects(kube, source, service, port) == opens
 

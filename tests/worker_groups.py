@@ -7,11 +7,9 @@ from __future__ import annotations
 # fixed), with the tests that make git commits of this checkout for rehearsals and the image tests (a private
 # containerd, overlay mounts: what the cluster's own tests must not see come and go); "docker": the tests that start
 # the stack's containers and count what they leave. By folder of tests/.
-GROUPS = {"cluster": "offline-cluster", "rehearsal": "offline-cluster", "netpolicy": "offline-cluster",
-          "images": "offline-cluster", "containers": "docker"}
-
-
 CLUSTER_GROUP = "offline-cluster"
+GROUPS = {"cluster": CLUSTER_GROUP, "rehearsal": CLUSTER_GROUP, "netpolicy": CLUSTER_GROUP, "images": CLUSTER_GROUP,
+          "containers": "docker"}
 
 
 def selects_group(paths: list[str], group: str) -> bool:
