@@ -1,7 +1,6 @@
 """`pytest features/` and `pytest`: the suite's plugin (targets, diagnostics) and the scenarios' step definitions."""
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -46,8 +45,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or os.geteuid() != 0:
         return None
     paths = config.args or list(config.getini("testpaths"))
-    root = Path(config.rootpath)
-    relative = [os.path.relpath(Path(config.invocation_params.dir, path), root) for path in paths]
+    relative = [os.path.relpath(config.invocation_params.dir / path, config.rootpath) for path in paths]
     if not selects_group(relative, CLUSTER_GROUP):
         return None
     return (len(os.sched_getaffinity(0)) or 1) + 1

@@ -71,8 +71,8 @@ def probe(kube: Kube, pairs: list[Pair]) -> list[bool]:
     for pair in pairs:
         by_source[pair.source].append(pair)
     # Every source at once too: a denied connection may take the whole CONNECT_SECONDS before it counts as shut.
-    with ThreadPoolExecutor(max_workers=len(by_source)) as sources:
-        seen = dict(zip(by_source, sources.map(
-            lambda its_pairs: _connect_from(kube, its_pairs[0].source, [(p.service, p.port) for p in its_pairs]),
-            by_source.values()), strict=True))
+    with ThreadPoolExecutor(max_workers=len(by_source)) as pool:
+        running = {source: pool.submit(_connect_from, kube, source, [(p.service, p.port) for p in its_pairs])
+                   for source, its_pairs in by_source.items()}
+        seen = {source: answer.result() for source, answer in running.items()}
     return [seen[p.source][(p.service, p.port)] for p in pairs]

@@ -24,13 +24,12 @@ import pytest
 import yaml
 
 from immich_conformance import REPO_ROOT
-from immich_conformance.conditions import Condition, connection_opens
+from immich_conformance.conditions import Condition
 from immich_conformance.netpolicy.judge import judge
 from immich_conformance.netpolicy.matrix import disagreements, html_table
 from immich_conformance.offline_cluster import OfflineCluster
 from immich_conformance.procs import WaitTimeout, wait_until
 from immich_conformance.targets.cluster import ClusterTarget
-from immich_conformance.targets.cluster_workloads import SERVICE_PORTS
 from steps.cluster_steps import PEERS, ask_privileged_pod, connect, connection_verdict, privileged_pod_refused
 from steps.context import ScenarioContext
 
@@ -141,8 +140,7 @@ def _apply(target: ClusterTarget, policy: dict[str, Any]) -> None:
 
 def _wait_verdict(target: ClusterTarget, row: tuple[str, str], allowed: bool, why: str) -> None:
     source, destination = PEERS[row[0]], PEERS[row[1]]
-    wait_until(connection_opens(target.kube, source, destination, SERVICE_PORTS[destination], opens=allowed),
-               timeout=FLIP_SECONDS, interval=1.0,
+    wait_until(lambda: target.can_connect(source, destination) == allowed, timeout=FLIP_SECONDS, interval=1.0,
                what=f"{row[0]} -> {row[1]} {'allowed' if allowed else 'denied'} {why}")
 
 
