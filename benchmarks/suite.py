@@ -66,15 +66,17 @@ def main() -> None:
     parser.add_argument("--junit", type=Path, help="read this JUnit report instead of running the suite")
     args = parser.parse_args()
     wall, busy = None, 0.0
-    junit = args.junit
-    if junit is None:
-        junit = Path(tempfile.mkdtemp(prefix="suite-benchmark-")) / "junit.xml"
-        started, busy_before = time.perf_counter(), busy_seconds()
-        done = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider",
-                               f"--junitxml={junit}"], cwd=REPO_ROOT, capture_output=True, text=True)
-        wall, busy = time.perf_counter() - started, busy_seconds() - busy_before
-        print((done.stdout.strip().splitlines() or ["(no output)"])[-1])
-    total, folders = by_folder(junit)
+    if args.junit is not None:
+        total, folders = by_folder(args.junit)
+    else:
+        with tempfile.TemporaryDirectory(prefix="suite-benchmark-") as scratch:
+            junit = Path(scratch) / "junit.xml"
+            started, busy_before = time.perf_counter(), busy_seconds()
+            done = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider",
+                                   f"--junitxml={junit}"], cwd=REPO_ROOT, capture_output=True, text=True)
+            wall, busy = time.perf_counter() - started, busy_seconds() - busy_before
+            print((done.stdout.strip().splitlines() or ["(no output)"])[-1])
+            total, folders = by_folder(junit)
     if wall is not None:
         print(f"wall time of `pytest -n auto`: {wall / 60:.1f} min")
         print(cpu_floor(busy, wall, psutil.cpu_count() or 1))

@@ -22,7 +22,7 @@ from .. import STACK_DIR
 from ..access_keys import KeyRing
 from ..conditions import all_of, port_answers
 from ..kube import CrashLoop, Kube, KubeError
-from ..procs import ManagedProcess, WaitTimeout, wait_until
+from ..procs import WaitTimeout, wait_until
 from ..stack_checks.rendering import StackConfigError
 from ..versions import IMMICH_IMAGE_NAMES
 from .base import Endpoint, LogMarks, Target, TargetUnsupported
@@ -31,7 +31,7 @@ from .cluster_workloads import ROLLOUT_TIMEOUT, ROUTE_TIMEOUT, ClusterWorkloads
 from .credentials import API_KEY_ENV, secret
 from .node_claims import check_host_folders, check_node_ports, prepare_host_folders
 from .ownership import OwnershipError, check_ownership, mark, prune
-from .port_forward import PortsTaken, forward_service
+from .port_forward import PortForward, PortsTaken, forward_service
 from .stack_source import Placement, StackSource, dump, ensure_test_secrets, host_folders
 
 DEFAULT_OVERLAY = "ci"
@@ -62,7 +62,7 @@ class ClusterTarget(ClusterWorkloads, Target):
         self.persists_between_runs = not deploy  # --deployed: a deployment that outlives the run
         self.progress: Callable[[str], None] = progress or (lambda message: None)
         self._cluster = None
-        self._port_forward: ManagedProcess | None = None
+        self._port_forward: PortForward | None = None
         self._origin: Endpoint | None = None
         self._enforces_policy: bool | None = None
         self._folders: dict[str, str] | None = None
@@ -280,10 +280,10 @@ class ClusterTarget(ClusterWorkloads, Target):
 
     def _forward_origin_proxy(self) -> int:
         try:
-            self._port_forward, port = forward_service(self.kube, "origin-proxy", 8080, self.progress)
+            self._port_forward = forward_service(self.kube, "origin-proxy", 8080, self.progress)
         except PortsTaken as exc:
             raise ClusterSetupError(str(exc)) from None
-        return port
+        return self._port_forward.port
 
     @property
     def service_token_headers(self) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """``kubectl port-forward`` to a Service: a local port is chosen here, then bound by kubectl, so when another
-process takes it first the forward starts again on a new port.
+process takes it first the forward starts again on a new port. kubectl's output goes to a log file of the forward's own,
+removed when the forward stops (a run leaves none behind).
 
 kubectl rather than the ``kubernetes`` client's port-forward: the client gives one socket per connection through its
 websocket and no local listener, while every HTTP client of the suite needs a plain local port to connect to."""
@@ -7,7 +8,9 @@ websocket and no local listener, while every HTTP client of the suite needs a pl
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -22,25 +25,37 @@ class PortsTaken(RuntimeError):
     """Every local port chosen was taken before kubectl bound it; the message is one line."""
 
 
-def forward_service(kube: Kube, service: str, remote_port: int,
-                    progress: Callable[[str], None]) -> tuple[ManagedProcess, int]:
-    """A running ``kubectl port-forward`` to ``service``'s ``remote_port`` and its local port. PortsTaken when the
-    port was taken ``PORT_ATTEMPTS`` times; any other failure (ProcessDied, WaitTimeout) as it came."""
+@dataclass
+class PortForward:
+    """A running ``kubectl port-forward`` and the local port it listens on."""
+
+    process: ManagedProcess
+    port: int
+
+    def stop(self) -> None:
+        self.process.stop()
+        self.process.log_path.unlink(missing_ok=True)
+
+
+def forward_service(kube: Kube, service: str, remote_port: int, progress: Callable[[str], None]) -> PortForward:
+    """A running ``kubectl port-forward`` to ``service``'s ``remote_port``. PortsTaken when the port was taken
+    ``PORT_ATTEMPTS`` times; any other failure (ProcessDied, WaitTimeout, their messages holding kubectl's last lines)
+    as it came."""
     for attempt in range(1, PORT_ATTEMPTS + 1):
         port = free_port()
-        forward = ManagedProcess(
+        forward = PortForward(ManagedProcess(
             f"port-forward-{service}",
             kube.argv("port-forward", f"service/{service}", f"{port}:{remote_port}", "--address", "127.0.0.1"),
-            log_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"immich-conformance-port-forward-{port}.log",
-        )
-        offset = forward.log_size()  # the log file may hold an earlier run's lines
-        forward.start()
+            log_path=_log_file(service),
+        ), port)
+        forward.process.start()
         try:
-            forward.wait_ready(partial(_forwarding, forward, port, offset), timeout=PORT_FORWARD_TIMEOUT)
-            return forward, port
+            forward.process.wait_ready(partial(_forwarding, forward.process, port), timeout=PORT_FORWARD_TIMEOUT)
+            return forward
         except (ProcessDied, WaitTimeout):
+            log = forward.process.log_since(0)
             forward.stop()
-            taken = next((line.strip() for line in forward.log_since(offset).splitlines() if port_taken(line)), None)
+            taken = next((line.strip() for line in log.splitlines() if port_taken(line)), None)
             if taken is None:
                 raise
             if attempt == PORT_ATTEMPTS:
@@ -53,7 +68,14 @@ def forward_service(kube: Kube, service: str, remote_port: int,
     raise AssertionError("PORT_ATTEMPTS must be at least 1")
 
 
-def _forwarding(forward: ManagedProcess, port: int, offset: int) -> bool:
+def _log_file(service: str) -> Path:
+    handle, name = tempfile.mkstemp(prefix=f"immich-conformance-port-forward-{service}-", suffix=".log",
+                                    dir=os.environ.get("TMPDIR"))
+    os.close(handle)
+    return Path(name)
+
+
+def _forwarding(forward: ManagedProcess, port: int) -> bool:
     """kubectl's own "Forwarding from" line for ``port``, not just an open port: a process that took the port answers
     on it too."""
-    return port_open(port) and f"Forwarding from 127.0.0.1:{port}" in forward.log_since(offset)
+    return port_open(port) and f"Forwarding from 127.0.0.1:{port}" in forward.log_since(0)

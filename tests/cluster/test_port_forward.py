@@ -74,14 +74,14 @@ def test_a_port_taken_before_kubectl_binds_it_is_forwarded_again_on_a_new_port(
     origin = cluster.origin
     port = int(origin.url.rsplit(":", 1)[1])
     assert port != taken, "the forward claims the port another process holds"
-    assert cluster._port_forward is not None and cluster._port_forward.alive()
-    assert f"Forwarding from 127.0.0.1:{port}" in cluster._port_forward.log_since(0)
+    assert cluster._port_forward is not None and cluster._port_forward.process.alive()
+    assert f"Forwarding from 127.0.0.1:{port}" in cluster._port_forward.process.log_since(0)
     assert len(said) == 1 and f"port {taken} was taken by another process" in said[0], said
     assert origin.headers == {"Host": "photos.example.test"}
 
 
 def test_a_port_taken_every_time_stops_with_one_line(target: tuple[ClusterTarget, list[str]], held: socket.socket,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cluster, said = target
     taken = held.getsockname()[1]
     monkeypatch.setattr(port_forward_module, "free_port", lambda: taken)
@@ -92,6 +92,7 @@ def test_a_port_taken_every_time_stops_with_one_line(target: tuple[ClusterTarget
     assert "address already in use" in message
     assert len(said) == PORT_ATTEMPTS - 1
     assert cluster._port_forward is None, "a failed forward is left running"
+    assert _logs_left(tmp_path) == [], "the failed forwards' logs are left behind"
 
 
 def test_a_forward_that_fails_for_another_reason_is_not_retried(target: tuple[ClusterTarget, list[str]],
@@ -104,3 +105,17 @@ def test_a_forward_that_fails_for_another_reason_is_not_retried(target: tuple[Cl
         cluster.origin  # noqa: B018
     assert not isinstance(raised.value, ClusterSetupError)
     assert said == [], "a failure that is not a taken port was retried"
+    assert "last lines of" in str(raised.value), "kubectl's own words are not in the message"
+    assert _logs_left(tmp_path) == [], "the failed forward's log is left behind"
+
+
+def test_a_closed_target_leaves_no_forward_log_behind(target: tuple[ClusterTarget, list[str]], tmp_path: Path) -> None:
+    cluster, _ = target
+    cluster.origin  # noqa: B018
+    assert len(_logs_left(tmp_path)) == 1, "the forward's log is not where TMPDIR says"
+    cluster.close()
+    assert _logs_left(tmp_path) == [], "closing the target left the forward's log behind"
+
+
+def _logs_left(folder: Path) -> list[Path]:
+    return sorted(folder.glob("immich-conformance-port-forward-*"))
