@@ -82,6 +82,25 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
 _PR_SET_PDEATHSIG = 1
 
 
+def process_identity(pid: int | None = None) -> str:
+    """``pid:start time``: names one process even after its id is reused."""
+    pid = pid or os.getpid()
+    try:
+        # The start time is field 22; the command name (field 2) may hold spaces, so split after its ")".
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = "?"
+    return f"{pid}:{start}"
+
+
+def process_alive(identity: str) -> bool:
+    """Whether the process ``identity`` (from ``process_identity``) still runs."""
+    pid, _, _ = identity.partition(":")
+    if not pid.isdigit():
+        return False
+    return Path(f"/proc/{pid}").exists() and process_identity(int(pid)) == identity
+
+
 def _die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM it when the process that started it dies (also through exec)."""
     with contextlib.suppress(OSError, AttributeError):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from . import run_folders
 from .asset_removal import Removal, remove_assets
 from .ledger import Ledger, LedgerBusy, LeftoverReport, clean_leftovers
 from .targets.base import Target
@@ -49,7 +49,7 @@ class RunLedger:
         else:
             workdir = getattr(target, "workdir", None)
             if not isinstance(workdir, Path):
-                workdir = scratch = Path(tempfile.mkdtemp(prefix="immich-conformance-ledger-"))
+                workdir = scratch = run_folders.fresh("immich-conformance-ledger-", progress=progress)
             path = workdir / LEDGER_FILE
         run = cls(target, Ledger(path, target_id), scratch)
         try:

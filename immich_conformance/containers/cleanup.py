@@ -11,16 +11,16 @@ There is no reaper container (``TESTCONTAINERS_RYUK_DISABLED=true``): its image 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from ..procs import process_alive, process_identity
 
 if TYPE_CHECKING:
     import docker
@@ -33,24 +33,6 @@ HOST_LABEL = f"{LABEL_PREFIX}.host"
 DEPLOYMENT_LABEL = f"{LABEL_PREFIX}.deployment"
 RUNTIME = "containers"
 REMOVE_WORKERS = 4
-
-
-def process_identity(pid: int | None = None) -> str:
-    """``pid:start time``: names one process even after its id is reused."""
-    pid = pid or os.getpid()
-    try:
-        # The start time is field 22; the command name (field 2) may hold spaces, so split after its ")".
-        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        start = "?"
-    return f"{pid}:{start}"
-
-
-def process_alive(identity: str) -> bool:
-    pid, _, _ = identity.partition(":")
-    if not pid.isdigit():
-        return False
-    return Path(f"/proc/{pid}").exists() and process_identity(int(pid)) == identity
 
 
 def run_labels(run_id: str) -> dict[str, str]:

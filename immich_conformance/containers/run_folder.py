@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from .. import STACK_DIR
+from .. import STACK_DIR, run_folders
 from .container_spec import ContainerSpec, StackSpec
 from .engine import ContainersError
 
@@ -22,9 +22,13 @@ if TYPE_CHECKING:
 NAS_SETTING = "nasLibraryPath"
 
 
-def create() -> Path:
-    """A new work folder the containers' users can reach their mounted files through."""
-    workdir = Path(tempfile.mkdtemp(prefix="immich-containers-"))
+PREFIX = "immich-containers-"
+
+
+def create(progress: Callable[[str], None]) -> Path:
+    """A new work folder the containers' users can reach their mounted files through; first, the work folders of runs
+    killed before their end removed (``run_folders``)."""
+    workdir = run_folders.fresh(PREFIX, progress=progress)
     workdir.chmod(0o755)
     return workdir
 

@@ -8,13 +8,14 @@ import os
 import posixpath
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import testinfra
+
+from .. import run_folders
 
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "glusterfs", "ceph", "9p", "fuse.sshfs",
                                  "fuse.glusterfs", "fuse.rclone", "fuse.ceph-fuse", "afs", "lustre", "beegfs"})
@@ -108,7 +109,7 @@ class Node:
         self._control: str | None = None
         if host.startswith("ssh://"):
             # One SSH connection for every command (testinfra runs one ssh per command otherwise).
-            self._control = tempfile.mkdtemp(prefix="immich-doctor-ssh-")
+            self._control = str(run_folders.fresh("immich-doctor-ssh-"))
             options.update(controlpath=posixpath.join(self._control, "master"), controlpersist=SSH_PERSIST_SECONDS)
         try:
             self.host = testinfra.get_host(host, **options)

@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from .. import run_folders
 from ..access_keys import KeyRing
 from ..backups.sql_access import PSQL_FILE_SCRIPT, PSQL_SCRIPT
 from ..containers import cleanup, engine, readiness, run_folder, watch
@@ -44,6 +45,7 @@ from ..containers.engine import ContainersError
 from ..containers.readiness import ContainerStopped
 from ..containers.translate import translate
 from ..images.recipes import image_refs
+from ..procs import process_identity
 from .base import Endpoint, LogMarks, Target
 from .bootstrap import bootstrap_user
 from .supervision import Death
@@ -109,7 +111,7 @@ class ContainersSandbox(Target):
     def _start(self) -> None:
         began = time.monotonic()
         self.client = engine.engine_for_run(self._progress)
-        self.workdir = run_folder.create()
+        self.workdir = run_folder.create(self._progress)
         self._progress(f"run {self.run_id}: work folder {self.workdir}")
         self.material, rendered = run_folder.render(self.workdir, self.overlay)
         self.aud, self.team_domain = self.material.aud, self.material.team_domain
@@ -215,7 +217,7 @@ class ContainersSandbox(Target):
                "immich_tag": self.immich_tag, "workdir": str(self.workdir), "lan": self._lan.url,
                "external": self._external.url, "origin": self._origin.url,
                "media_location": str(self.media_location), "containers": sorted(self.containers.running),
-               "owner": cleanup.process_identity()}
+               "owner": process_identity()}
         partial = self.run_file.with_suffix(".partial")
         partial.write_text(json.dumps(doc, indent=2) + "\n")
         partial.replace(self.run_file)
@@ -236,6 +238,7 @@ class ContainersSandbox(Target):
             if self.workdir is not None and not self.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
             elif self.workdir is not None:
+                run_folders.unmark(self.workdir)
                 print(f"containers: work folder kept: {self.workdir}", file=sys.stderr)
             self._signals.restore()
             atexit.unregister(self.close)

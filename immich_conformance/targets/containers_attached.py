@@ -13,8 +13,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from ..containers import cleanup, engine
+from ..containers import engine
 from ..containers.engine import ContainersError
+from ..procs import process_alive
 from .base import Endpoint, Target
 from .containers import ContainersSandbox
 from .credentials import API_KEY_ENV, secret
@@ -61,7 +62,7 @@ class AttachedContainers(ContainersSandbox):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ContainersError(f"{RUN_FILE_ENV}={self._source}: not the run file of a containers run ({exc}); "
                                   f"{_HOW}") from None
-        if not cleanup.process_alive(owner):
+        if not process_alive(owner):
             raise ContainersError(f"the containers run {self.run_id} ({self._source}) has ended: its process is gone")
         if not self._given_key:
             raise ContainersError(f"{API_KEY_ENV} is not set: the run's API key is needed to test it")

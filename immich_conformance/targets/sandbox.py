@@ -16,12 +16,11 @@ import os
 import secrets
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from .. import REPO_ROOT, STACK_DIR, nas_health
+from .. import REPO_ROOT, STACK_DIR, nas_health, run_folders
 from ..access_keys import KeyRing, jwks_url_for
 from ..conditions import ports_answer, url_answers_ok
 from ..limits import SERVICE_TOKEN_ID_HEADER, SERVICE_TOKEN_SECRET_HEADER
@@ -41,6 +40,10 @@ TEAM_DOMAIN = "conformance-team.cloudflareaccess.test"
 PUBLIC_HOSTNAME = "photos.conformance.test"
 START_TIMEOUT = 30.0
 PORT_ATTEMPTS = 3  # starts on new ports when another process takes one the sandbox chose
+WORKDIR_PREFIX = "immich-sandbox-"  # a work folder of the sandbox's own, in the temporary folder
+# Unix socket paths are limited to 107 bytes: the database's socket gets a short folder of its own, whatever the
+# work folder.
+SOCKET_PREFIX, SOCKET_PARENT = "icpg-", Path("/tmp")
 SERVER_START_TIMEOUT = 120.0  # another Immich server (--immich-server-cmd): real Immich's first start migrates
 
 
@@ -93,13 +96,16 @@ class Sandbox(Target):
             """A NAS folder of the caller's (a mount point), emptied when the sandbox stops: see ``sandbox_nas``."""
         except NasFolderError as exc:
             raise SandboxError(str(exc)) from None
+        self._progress = progress or (lambda message: None)
+        self._own_workdir = workdir is None
+        """The work folder is the sandbox's own (made, marked and removed here), not one the caller gave."""
+        run_folders.sweep_and_say(SOCKET_PREFIX, SOCKET_PARENT, self._progress)  # made when the sandbox starts
         if workdir is None:
-            workdir = Path(tempfile.mkdtemp(prefix="immich-sandbox-"))
+            workdir = run_folders.fresh(WORKDIR_PREFIX, progress=self._progress)
         else:
             _check_workdir(workdir)
         self.workdir = workdir.resolve()
         self.workdir.chmod(0o755)  # the PostgreSQL server runs as its own user and must reach its folder
-        self._progress = progress or (lambda message: None)
         self.aud = secrets.token_hex(32)
         self.nas = self._given_nas or self.workdir / "nas"
         self.internal_drive = self.workdir / "internal-drive"
@@ -163,7 +169,10 @@ class Sandbox(Target):
         self._processes.clear()
 
     def _clear_workdir(self) -> None:
+        """Empty the work folder (its mark stays: the folder is still this sandbox's)."""
         for child in self.workdir.iterdir() if self.workdir.exists() else ():
+            if child.name == run_folders.MARK:
+                continue
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
     def _start_once(self) -> None:
@@ -204,8 +213,7 @@ class Sandbox(Target):
         edge = self._launch("edge", [sys.executable, "-m", "immich_conformance.edge", "--config", str(edge_config)])
         self.proxy.launch()
 
-        # Unix socket paths are limited to 107 bytes: the socket gets a short folder of its own, whatever the workdir.
-        socket_dir = Path(tempfile.mkdtemp(prefix="icpg-", dir="/tmp"))
+        socket_dir = run_folders.make(SOCKET_PREFIX, SOCKET_PARENT)
         socket_dir.chmod(0o755)
         self._stoppers.append(lambda: shutil.rmtree(socket_dir, ignore_errors=True))
         postgres = LocalPostgres(self.internal_drive / "postgres", ports["postgres"], self.logs / "postgres.log",
@@ -315,7 +323,11 @@ class Sandbox(Target):
                 print(f"sandbox: stopping a component failed: {exc}", file=sys.stderr)
         if self._given_nas is not None and not self.keep and (stays := sandbox_nas.empty(self._given_nas)):
             print(f"sandbox: {stays}", file=sys.stderr)
-        if not self.keep:
+        if self.keep:
+            run_folders.unmark(self.workdir)
+        elif self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        else:
             self._clear_workdir()
             with contextlib.suppress(OSError):
                 self.workdir.rmdir()
