@@ -5,7 +5,9 @@
   mirror of ``IMMICH_CONFORMANCE_REGISTRY_MIRROR`` (host:port) when set. A failed pull ends the run with one line
   saying so and how to use the project's own images instead.
 * ``local``: the project's own images (``stack/overlays/ci``), built by ``immich_conformance.images`` (cached) and
-  ``docker load``-ed when Docker lacks that image id under that tag.
+  ``docker load``-ed when Docker lacks that image id under that tag. An image of the project's (it carries the
+  project's label) that a newer one replaced under its tag, and that no container uses, is removed: rebuilds do not
+  pile up in Docker.
 
 The edge stand-in is the project's own in both (nothing upstream stands in for Cloudflare's edge).
 """
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..images.recipes import IMAGE_PREFIX, BuildOptions, image_refs
+from ..images.recipes import IMAGE_MARK, IMAGE_PREFIX, BuildOptions, image_refs
 from ..versions import IMMICH_IMAGE_NAMES, immich_image_at
 from .container_spec import StackSpec
 from .engine import ContainersError, one_line
@@ -132,9 +134,24 @@ def prepare_images(client: docker.DockerClient, refs: Iterable[str], progress: P
             packed = build_images(names, cache_dir or default_cache_dir(), progress, options=options)
         except ImageBuildError as exc:
             raise ContainersError(f"building the project's images failed: {exc}") from None
-        for image in packed.values():
-            load_project_image(client, image, progress)
+        if any([load_project_image(client, image, progress) for image in packed.values()]):
+            remove_replaced_images(client, progress)
     return {ref: to_run.get(ref, ref) for ref in refs}
+
+
+def remove_replaced_images(client: docker.DockerClient, progress: Progress) -> None:
+    """Remove the project's images that lost their tag to a newer load and that no container uses (Docker's prune
+    of dangling images, only those with the project's label)."""
+    from docker.errors import DockerException
+
+    try:
+        pruned = client.images.prune(filters={"dangling": True, "label": IMAGE_MARK})
+    except DockerException as exc:
+        progress(f"could not remove the project's images that newer ones replaced: {one_line(str(exc))}")
+        return
+    if any("Untagged" in item or "Deleted" in item for item in pruned.get("ImagesDeleted") or []):
+        reclaimed = (pruned.get("SpaceReclaimed") or 0) / 1e6
+        progress(f"removed the project's images that newer builds replaced ({reclaimed:.0f} MB)")
 
 
 def immich_images(spec: StackSpec, tag: str, overlay: str) -> dict[str, str]:

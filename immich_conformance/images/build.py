@@ -33,6 +33,7 @@ from immich_conformance.images import rootfs as fs
 from immich_conformance.images.oci import PackedImage, pack_image
 from immich_conformance.images.recipes import (
     APP_DIR,
+    IMAGE_MARK,
     MINBASE_PACKAGES,
     PYTHON_PACKAGES,
     RECIPES,
@@ -158,7 +159,7 @@ class ImageBuilder:
 
     def archive_key(self, r: Recipe, stage: Stage) -> str:
         config = r.config(self.options)
-        return InputHash(BUILD_FORMAT, "archive", stage.key, r.ref(self.options),
+        return InputHash(BUILD_FORMAT, "archive", stage.key, r.ref(self.options), IMAGE_MARK,
                          json.dumps(config.as_oci(), sort_keys=True)).key
 
     # --- stages -----------------------------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ class ImageBuilder:
         started = time.monotonic()
         config = r.config(self.options)
         config = dataclasses.replace(config, labels={**config.labels, "org.opencontainers.image.version": tag,
-                                                     "org.opencontainers.image.revision": key})
+                                                     "org.opencontainers.image.revision": key, IMAGE_MARK: r.name})
         packed = pack_image(root, r.ref(self.options), config, archive)
         record.write_text(json.dumps({"ref": packed.ref, "manifest_digest": packed.manifest_digest,
                                       "layer_digest": packed.layer_digest}, indent=2))

@@ -30,6 +30,9 @@ from immich_conformance.images.oci import DEFAULT_PATH, ImageConfig
 from immich_conformance.versions import ENVOY_VERSION, IMMICH_VERSION
 
 IMAGE_PREFIX = "localhost/immich-conformance"
+# The label every image of the project carries (its recipe's name): what marks an image as the project's own, so that
+# one a newer build replaced is removed (containers runs: ``containers.docker_images``).
+IMAGE_MARK = "org.immich-conformance.image"
 FILES_DIR = Path(__file__).resolve().parent / "files"
 PROXY_DIR = REPO_ROOT / "stack" / "base" / "origin-proxy"
 
