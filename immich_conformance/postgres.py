@@ -135,6 +135,9 @@ class LocalPostgres:
             "max_connections": "50",
             "shared_buffers": "32MB",
             "logging_collector": "off",
+            # Dynamic shared memory in files of the data directory (pg_dynshmem), not /dev/shm, where a server killed
+            # outright would leave its segments for good.
+            "dynamic_shared_memory_type": "mmap",
         }
         if not self.durable:
             settings.update({"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
@@ -175,6 +178,7 @@ class LocalPostgres:
                 process.proc.wait(timeout=timeout)
         process.stop(timeout=timeout)  # the rest of the process group, if anything is left
         self._process = None
+        release_killed_server_memory(self.data_dir)
 
     def __enter__(self) -> LocalPostgres:
         return self.start()
@@ -337,6 +341,7 @@ class LocalPostgres:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
+            release_killed_server_memory(self.data_dir)
             pid_file.unlink(missing_ok=True)
             return
         except PermissionError:
@@ -363,3 +368,34 @@ class LocalPostgres:
 
 
 __all__ = ["LocalPostgres", "PostgresError", "PostgresNotInstalled", "find_bindir"]
+
+
+def release_killed_server_memory(data_dir: Path) -> bool:
+    """Remove the System V shared memory segment a server killed outright (SIGKILL) left: the small one PostgreSQL
+    keeps beside its mmap'd memory to tell whether a data directory is in use, named in the postmaster.pid that server
+    left. Only when that server's process is gone and nothing is attached to the segment; True when one was removed."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+        key, shmid = (int(value) for value in lines[6].split())
+    except (OSError, IndexError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+        return False  # still running
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return False
+    if (key, shmid, 0) not in _shared_memory_segments():
+        return False
+    return subprocess.run(["ipcrm", "-m", str(shmid)], capture_output=True).returncode == 0
+
+
+def _shared_memory_segments() -> set[tuple[int, int, int]]:
+    """(key, id, processes attached) of every System V shared memory segment of this machine."""
+    try:
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    return {(int(fields[0]), int(fields[1]), int(fields[6])) for fields in (row.split() for row in rows)}

@@ -1,9 +1,11 @@
 """A sandbox killed outright (SIGKILL: no clean-up of its own runs) leaves its work folder and its database socket's
-folder; the next sandbox removes them and says so. A folder kept on purpose (``keep``) is never removed."""
+folder; the next sandbox removes them and says so. A folder kept on purpose (``keep``) is never removed. A database
+server killed outright (a fault the suite injects) leaves no shared memory once stopped."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from immich_conformance import REPO_ROOT, run_folders
-from immich_conformance.procs import wait_until
+from immich_conformance.postgres import LocalPostgres, _shared_memory_segments
+from immich_conformance.procs import free_port, wait_until
 from immich_conformance.targets import sandbox as sandbox_module
 from immich_conformance.targets.sandbox import Sandbox
 
@@ -80,3 +83,27 @@ def test_a_kept_work_folder_is_never_removed(tmp_path: Path, monkeypatch: pytest
     assert kept.workdir.is_dir() and not (kept.workdir / run_folders.MARK).exists()
     Sandbox().close()
     assert kept.workdir.is_dir(), "a kept work folder was removed by the next sandbox"
+
+
+def test_a_database_server_killed_outright_leaves_no_shared_memory(tmp_path: Path) -> None:
+    shm_before = set(Path("/dev/shm").iterdir())
+    socket_dir = run_folders.make(sandbox_module.SOCKET_PREFIX, sandbox_module.SOCKET_PARENT)
+    postgres = LocalPostgres(tmp_path / "data", free_port(), tmp_path / "postgres.log", socket_dir=socket_dir / "s")
+    try:
+        postgres.start()
+        assert postgres.query("SHOW dynamic_shared_memory_type") == [("mmap",)]
+        pid_file = (tmp_path / "data" / "postmaster.pid").read_text()
+        key, shmid = (int(value) for value in pid_file.splitlines()[6].split())
+        assert any(segment[:2] == (key, shmid) for segment in _shared_memory_segments())
+        assert postgres.process is not None
+        os.killpg(postgres.process.pid, signal.SIGKILL)
+        wait_until(lambda: not postgres.running(), timeout=10, what="the database server gone")
+        assert any(segment[:2] == (key, shmid) for segment in _shared_memory_segments()), \
+            "the killed server's segment is gone already: this test no longer shows anything"
+    finally:
+        postgres.stop()
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    assert not any(segment[:2] == (key, shmid) for segment in _shared_memory_segments()), \
+        "the killed server's System V segment outlives it"
+    left = [path.name for path in set(Path("/dev/shm").iterdir()) - shm_before if path.name.startswith("PostgreSQL.")]
+    assert left == [], f"the killed server left dynamic shared memory in /dev/shm: {left}"
