@@ -1,6 +1,11 @@
 """Images in the offline cluster's containerd (its ``k8s.io`` namespace, the kubelet's): archives imported by ``ctr``
 when containerd does not already hold them at the same manifest digest, and second names given to images it holds.
-There is no registry: this is how every image reaches the node."""
+There is no registry: this is how every image reaches the node.
+
+The kubelet's side of containerd (CRI) names every image it has seen by its id too (``sha256:<config digest>``). When
+an import gives a name a newer build, that id name still holds the older one, and rebuilt images would pile up in the
+cluster's state for good: after importing, the id names that no longer share an image with any other name are
+removed (a container running the older image keeps its own copy of the files until it stops)."""
 
 from __future__ import annotations
 
@@ -51,6 +56,22 @@ class ContainerdImages:
                 raise ClusterError(f"{archive} was imported but containerd does not list {ref} at {digest}")
             present = after
             self.progress(f"imported {ref} in {fmt_duration(time.monotonic() - t0)}")
+        self.remove_replaced(present)
+
+    def remove_replaced(self, present: dict[str, str]) -> None:
+        """Remove the id names (``sha256:…``) whose image no other name holds: older builds of a name."""
+        named = {digest for ref, digest in present.items() if not ref.startswith("sha256:")}
+        replaced = sorted(ref for ref, digest in present.items() if ref.startswith("sha256:") and digest not in named)
+        if not replaced:
+            return
+        self.remove(replaced)
+        self.progress(f"removed {len(replaced)} image(s) that newer imports replaced")
+
+    def remove(self, refs: Sequence[str]) -> None:
+        result = subprocess.run([*self.ctr, "images", "rm", *refs], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ClusterError(f"removing the images {', '.join(refs)} from containerd failed: "
+                               f"{(result.stderr or result.stdout).strip()}")
 
     def tag(self, existing: str, new: str) -> None:
         """Give an image already in containerd a second name (as a registry would serve one image under two tags)."""

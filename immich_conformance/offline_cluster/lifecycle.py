@@ -152,14 +152,18 @@ class OfflineCluster:
                       f"started); kubeconfig {self.state.kubeconfig}")
         return self.info
 
+    def images(self) -> ContainerdImages:
+        """The images of containerd's k8s.io namespace (the kubelet's)."""
+        return ContainerdImages(self._ctr(), self.progress)
+
     def import_images(self, archives: Sequence[Path]) -> None:
         """Import image archives into containerd's k8s.io namespace; one already there with the same manifest
         digest is skipped."""
-        ContainerdImages(self._ctr(), self.progress).import_archives(archives)
+        self.images().import_archives(archives)
 
     def tag_image(self, existing: str, new: str) -> None:
         """Give an image already in containerd a second name (as a registry would serve one image under two tags)."""
-        ContainerdImages(self._ctr(), self.progress).tag(existing, new)
+        self.images().tag(existing, new)
 
     def down(self) -> None:
         _require_root("down")
