@@ -1,5 +1,5 @@
 """Temporary folders a run makes for itself (a sandbox's work folder and its database socket's, a containers run's work
-folder), and what a run killed outright left of them.
+folder, a port-forward's log folder), and what a run killed outright left of them.
 
 A folder made here carries a mark: a file naming the process that made it (its id and start time, as the containers'
 labels do, and its process id namespace: a folder made in another one, say in a container sharing the folder, is left

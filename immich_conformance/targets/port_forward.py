@@ -1,6 +1,6 @@
 """``kubectl port-forward`` to a Service: a local port is chosen here, then bound by kubectl, so when another
-process takes it first the forward starts again on a new port. kubectl's output goes to a log file of the forward's own,
-removed when the forward stops (a run leaves none behind).
+process takes it first the forward starts again on a new port. kubectl's output goes to a log in a folder of the
+forward's own (``run_folders``), removed when the forward stops, or by a later forward when the run was killed.
 
 kubectl rather than the ``kubernetes`` client's port-forward: the client gives one socket per connection through its
 websocket and no local listener, while every HTTP client of the suite needs a plain local port to connect to."""
@@ -8,17 +8,19 @@ websocket and no local listener, while every HTTP client of the suite needs a pl
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from .. import run_folders
 from ..kube import Kube
 from ..procs import ManagedProcess, ProcessDied, WaitTimeout, free_port, port_open, port_taken
 
 PORT_ATTEMPTS = 3  # port-forwards started on new ports when another process takes the one chosen
 PORT_FORWARD_TIMEOUT = 30.0
+LOG_PREFIX = "immich-conformance-port-forward-"
 
 
 class PortsTaken(RuntimeError):
@@ -34,7 +36,7 @@ class PortForward:
 
     def stop(self) -> None:
         self.process.stop()
-        self.process.log_path.unlink(missing_ok=True)
+        shutil.rmtree(self.process.log_path.parent, ignore_errors=True)
 
 
 def forward_service(kube: Kube, service: str, remote_port: int, progress: Callable[[str], None]) -> PortForward:
@@ -69,10 +71,11 @@ def forward_service(kube: Kube, service: str, remote_port: int, progress: Callab
 
 
 def _log_file(service: str) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f"immich-conformance-port-forward-{service}-", suffix=".log",
-                                    dir=os.environ.get("TMPDIR"))
-    os.close(handle)
-    return Path(name)
+    return run_folders.fresh(f"{LOG_PREFIX}{service}-", _log_parent()) / "kubectl.log"
+
+
+def _log_parent() -> Path | None:
+    return Path(os.environ["TMPDIR"]) if os.environ.get("TMPDIR") else None
 
 
 def _forwarding(forward: ManagedProcess, port: int) -> bool:
