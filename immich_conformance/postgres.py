@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from immich_conformance.procs import LOOPBACK, ManagedProcess
+from immich_conformance.procs import LOOPBACK, ManagedProcess, WaitTimeout, wait_until
 
 SERVER_USER = "postgres"
 SUPERUSER = "postgres"
@@ -37,6 +37,7 @@ BINDIR_GLOB = "/usr/lib/postgresql/*/bin"
 INSTALL_HINT = "install the PostgreSQL server: apt-get install postgresql"
 # Linux limits a unix socket path (sun_path) to 107 bytes; the server adds "/.s.PGSQL.<port>" to the directory.
 MAX_SOCKET_PATH = 107
+DETACH_TIMEOUT = 10.0  # a killed server's other processes exit on their own once they see it gone
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -386,6 +387,14 @@ def release_killed_server_memory(data_dir: Path) -> bool:
     except ProcessLookupError:
         pass
     except PermissionError:
+        return False
+    def detached() -> bool:  # the server's other processes may still be exiting, attached
+        return not any(segment[:2] == (key, shmid) and segment[2] for segment in _shared_memory_segments())
+
+    try:
+        wait_until(detached, timeout=DETACH_TIMEOUT, interval=0.1, what=f"the killed server's processes detached "
+                   f"from its shared memory segment {shmid}")
+    except WaitTimeout:
         return False
     if (key, shmid, 0) not in _shared_memory_segments():
         return False
