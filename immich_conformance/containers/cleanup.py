@@ -2,6 +2,10 @@
 
 * ``remove_run`` removes a run's containers (with their anonymous volumes), networks and volumes by its label;
 * ``sweep_dead_runs`` removes the runs of this machine whose process is gone (killed outright: no finalizer ran);
+* ``remove_stale_bridge_rules`` removes the iptables rules that still name a bridge of a run's network once the
+  network is gone (each run's bridge is named ``icbr-`` and its id): Docker removes them with the network, but
+  kube-router's policy controller (the offline cluster, running at the same time) writes back the whole filter table
+  it read a moment before, with the rules Docker removed in between;
 * ``TerminationAsInterrupt`` turns SIGTERM and SIGHUP into KeyboardInterrupt while a run is up, so the finalizers
   run as on Ctrl-C; ``interrupts_deferred`` keeps a second Ctrl-C from cutting a cleanup short.
 
@@ -11,12 +15,17 @@ There is no reaper container (``TESTCONTAINERS_RYUK_DISABLED=true``): its image 
 from __future__ import annotations
 
 import contextlib
+import re
+import shlex
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +42,9 @@ HOST_LABEL = f"{LABEL_PREFIX}.host"
 DEPLOYMENT_LABEL = f"{LABEL_PREFIX}.deployment"
 RUNTIME = "containers"
 REMOVE_WORKERS = 4
+BRIDGE_PREFIX = "icbr-"  # a run's bridge: this and the first 10 characters of its id (an interface name holds 15)
+BRIDGE_TABLES = ("filter", "nat")  # where Docker writes a network's rules
+_RUN_BRIDGE = re.compile(rf"(?<![\w-])({BRIDGE_PREFIX}[0-9a-f]{{10}})(?![\w-])")
 
 
 def run_labels(run_id: str) -> dict[str, str]:
@@ -105,6 +117,28 @@ def remove_run(client: docker.DockerClient, run_id: str, volumes: list[str] | No
         except DockerException as exc:
             problems.append(f"removing volume {name}: {exc}")
     return problems
+
+
+def bridge_name(run_id: str) -> str:
+    return f"{BRIDGE_PREFIX}{run_id[:10]}"
+
+
+def remove_stale_bridge_rules(tables: tuple[str, ...] = BRIDGE_TABLES) -> list[str]:
+    """Remove the iptables rules naming a run's bridge (``bridge_name``) that no longer exists; the rules removed."""
+    removed: list[str] = []
+    if shutil.which("iptables-save") is None:
+        return removed
+    for table in tables:
+        saved = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True, check=False)
+        for line in saved.stdout.splitlines():
+            bridges = set(_RUN_BRIDGE.findall(line))
+            if not line.startswith("-A ") or not bridges or any(Path("/sys/class/net", b).exists() for b in bridges):
+                continue
+            rule = shlex.split(line)[1:]
+            deleted = subprocess.run(["iptables", "-w", "-t", table, "-D", *rule], capture_output=True, check=False)
+            if deleted.returncode == 0:
+                removed.append(f"-t {table} {line}")
+    return removed
 
 
 def sweep_dead_runs(client: docker.DockerClient) -> list[str]:

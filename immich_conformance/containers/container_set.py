@@ -69,7 +69,8 @@ class ContainerSet:
     def create_network(self) -> str:
         from testcontainers.core.network import Network
 
-        network = Network(docker_network_kw={"driver": "bridge", "labels": self.labels})
+        network = Network(docker_network_kw={"driver": "bridge", "labels": self.labels, "options": {
+            "com.docker.network.bridge.name": cleanup.bridge_name(self.run_id)}})
         network.name = f"immich-conformance-{self.run_id}"
         network.create()
         self.network = network
@@ -183,6 +184,7 @@ class ContainerSet:
         """Remove every container, network and volume of the run (by its label); what could not be, and what is
         still there after."""
         problems = cleanup.remove_run(client, self.run_id, self.volumes)
+        cleanup.remove_stale_bridge_rules()
         for container in self.started.values():
             close_client(container)
         left = cleanup.leftovers(client, self.run_id)

@@ -129,9 +129,13 @@ def engine_for_run(progress: Callable[[str], None]) -> docker.DockerClient:
                                   "database's user as on the node, and checks the egress guard (iptables)")
         require_egress_guard()
         swept = cleanup.sweep_dead_runs(client)
+        stale_rules = cleanup.remove_stale_bridge_rules()
     except BaseException:
         client.close()
         raise
     if swept:
         progress(f"removed what {len(swept)} earlier run(s) left behind (their process was gone)")
+    if stale_rules:
+        progress(f"removed {len(stale_rules)} iptables rule(s) naming the bridges of earlier runs' networks, gone "
+                 "since (written back by another program that rewrote the whole table meanwhile, e.g. kube-router)")
     return client

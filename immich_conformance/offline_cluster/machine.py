@@ -51,11 +51,12 @@ COMPONENT_COMMS = ("kube-apiserver", "kube-controller", "kube-scheduler", "kubel
                    "etcd", "containerd", "containerd-shim", "ctr", "coredns", "pause")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Things another tool on this kind of machine (Docker) adds and removes by itself: not the cluster's doing. Its
-# bridges, their ports (a container's veth) and every rule naming one (a network's forwarding and masquerade), its
-# chains, the masquerade of a published port back to its own container (measured with Docker 20.10: ``-s A/32 -d A/32
-# -p tcp -m tcp --dport P -j MASQUERADE``), its mounts and namespaces, and its containers' shims (run by Debian's
-# containerd from /usr/bin; the cluster's own run from its build cache).
-FOREIGN = re.compile(r"\b(docker0|br-[0-9a-f]{12})\b|DOCKER|/var/lib/docker|/run/docker|^containerd-shim /usr/bin/"
+# bridges (a containers run names its own icbr-…), their ports (a container's veth) and every rule naming one (a
+# network's forwarding and masquerade), its chains, the masquerade of a published port back to its own container
+# (measured with Docker 20.10: ``-s A/32 -d A/32 -p tcp -m tcp --dport P -j MASQUERADE``), its mounts and namespaces,
+# and its containers' shims (run by Debian's containerd from /usr/bin; the cluster's own run from its build cache).
+FOREIGN = re.compile(r"\b(docker0|br-[0-9a-f]{12}|icbr-[0-9a-f]{10})\b|DOCKER|/var/lib/docker|/run/docker"
+                     r"|^containerd-shim /usr/bin/"
                      r"|-A POSTROUTING -s (\S+)/32 -d \2/32 -p (tcp|udp) -m (tcp|udp) --dport \d+ -j MASQUERADE$")
 
 

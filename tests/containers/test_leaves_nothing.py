@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import docker
 import httpx
@@ -35,6 +36,9 @@ def test_a_run_leaves_nothing_behind(client: docker.DockerClient) -> None:
         during = cleanup.leftovers(client, target.run_id)
         assert len(during.containers) == len(target.spec.containers) + len(target.spec.relays), during.describe()
         assert during.networks == [f"immich-conformance-{target.run_id}"]
+        bridge = client.networks.get(during.networks[0]).attrs["Options"].get("com.docker.network.bridge.name")
+        assert bridge == cleanup.bridge_name(target.run_id), "the run's bridge does not carry the run's name"
+        assert Path("/sys/class/net", bridge).exists()
         for container in client.containers.list(filters={"label": f"{cleanup.RUN_LABEL}={target.run_id}"}):
             for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values():
                 assert all(b["HostIp"] == "127.0.0.1" for b in bindings or []), (container.name, bindings)
@@ -46,6 +50,7 @@ def test_a_run_leaves_nothing_behind(client: docker.DockerClient) -> None:
     assert cleanup.leftovers(client) == before
     assert {v.name for v in client.volumes.list()} <= volumes_before, "the run left a volume behind"
     assert not workdir.exists()
+    assert not Path("/sys/class/net", bridge).exists(), "the run's bridge is left"
 
 
 class _BrokenServer(ContainersSandbox):
