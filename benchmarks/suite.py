@@ -48,6 +48,18 @@ def by_folder(junit: Path) -> tuple[float, dict[str, list[tuple[float, str]]]]:
     return total, folders
 
 
+def not_passed(junit: Path) -> list[str]:
+    """The tests of the report that failed or erred, with the first line of why."""
+    found = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        for outcome in ("failure", "error"):
+            element = case.find(outcome)
+            if element is not None:
+                why = (element.get("message") or "").strip().splitlines()[:1]
+                found.append(f"{outcome}: {case.get('classname')}::{case.get('name')}: {' '.join(why)[:200]}")
+    return found
+
+
 def busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy since boot, over all cores: user, system, interrupts, steal
     (Linux counts guest time inside user time, so it is not added again)."""
@@ -77,6 +89,8 @@ def main() -> None:
             wall, busy = time.perf_counter() - started, busy_seconds() - busy_before
             print((done.stdout.strip().splitlines() or ["(no output)"])[-1])
             total, folders = by_folder(junit)
+            for line in not_passed(junit):  # the report goes with the run's folder: say what did not pass now
+                print(line)
     if wall is not None:
         print(f"wall time of `pytest -n auto`: {wall / 60:.1f} min")
         print(cpu_floor(busy, wall, psutil.cpu_count() or 1))
