@@ -64,7 +64,11 @@ class ContainerdImages:
         replaced = sorted(ref for ref, digest in present.items() if ref.startswith("sha256:") and digest not in named)
         if not replaced:
             return
-        self.remove(replaced)
+        try:
+            self.remove(replaced)
+        except ClusterError as exc:  # a clean-up: the images imported are there, and the next import tries again
+            self.progress(f"{exc}; the next import tries again")
+            return
         self.progress(f"removed {len(replaced)} image(s) that newer imports replaced")
 
     def remove(self, refs: Sequence[str]) -> None:

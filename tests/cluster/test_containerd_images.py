@@ -5,6 +5,7 @@ the older build; the import removes it, and keeps an id name whose image still h
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from immich_conformance.containers.docker_images import archive_image_id
 from immich_conformance.images.oci import ImageConfig, PackedImage, pack_image
 from immich_conformance.images.recipes import IMAGE_PREFIX
+from immich_conformance.offline_cluster.containerd_images import ContainerdImages
 
 from ..shared_cluster import SharedCluster
 
@@ -55,3 +57,11 @@ def test_a_newer_import_removes_the_older_build_and_nothing_else(offline_cluster
     finally:
         present = images.present()
         images.remove([ref for ref in (name, other_name, older_id, kept_id) if ref in present])
+
+
+def test_a_removal_that_fails_is_said_and_the_import_goes_on() -> None:
+    """A clean-up: the images imported are there whatever it does (say the kubelet removed an id name meanwhile)."""
+    said: list[str] = []
+    failing_ctr = [sys.executable, "-c", "import sys; sys.exit('ctr: image \"sha256:0\": not found')"]
+    ContainerdImages(failing_ctr, said.append).remove_replaced({"sha256:0": "sha256:1", "named:1": "sha256:2"})
+    assert len(said) == 1 and "not found" in said[0] and "the next import tries again" in said[0], said
