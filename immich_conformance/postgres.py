@@ -388,6 +388,7 @@ def release_killed_server_memory(data_dir: Path) -> bool:
         pass
     except PermissionError:
         return False
+
     def detached() -> bool:  # the server's other processes may still be exiting, attached
         return not any(segment[:2] == (key, shmid) and segment[2] for segment in _shared_memory_segments())
 

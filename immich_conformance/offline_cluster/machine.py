@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..containers.cleanup import BRIDGE_PREFIX
 from . import network
 from .configs import SHIM_SOCKET_DIR
 
@@ -55,8 +56,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 # network's forwarding and masquerade), its chains, the masquerade of a published port back to its own container
 # (measured with Docker 20.10: ``-s A/32 -d A/32 -p tcp -m tcp --dport P -j MASQUERADE``), its mounts and namespaces,
 # and its containers' shims (run by Debian's containerd from /usr/bin; the cluster's own run from its build cache).
-FOREIGN = re.compile(r"\b(docker0|br-[0-9a-f]{12}|icbr-[0-9a-f]{10})\b|DOCKER|/var/lib/docker|/run/docker"
-                     r"|^containerd-shim /usr/bin/"
+FOREIGN = re.compile(rf"\b(docker0|br-[0-9a-f]{{12}}|{BRIDGE_PREFIX}[0-9a-f]{{10}})\b"
+                     r"|DOCKER|/var/lib/docker|/run/docker|^containerd-shim /usr/bin/"
                      r"|-A POSTROUTING -s (\S+)/32 -d \2/32 -p (tcp|udp) -m (tcp|udp) --dport \d+ -j MASQUERADE$")
 
 
