@@ -97,10 +97,17 @@ class SuiteRun:
     output: str
 
 
+def _interruptible() -> None:
+    """In the child before it runs: Ctrl-C's default, as from a terminal. A process started in the background by a
+    shell without job control ignores SIGINT, and so would every run this one starts (Python then installs no
+    KeyboardInterrupt handler), making the Ctrl-C tests send a signal nobody hears."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_suite(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`pytest features/ ARGS` started in a separate process (the repository as working folder)."""
     return subprocess.Popen(suite_argv(*args), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, **(env or {})})
+                            text=True, env={**os.environ, **(env or {})}, preexec_fn=_interruptible)
 
 
 def run_suite(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> SuiteRun:

@@ -4,6 +4,7 @@ server killed outright (a fault the suite injects) leaves no shared memory once 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from immich_conformance import REPO_ROOT, run_folders
@@ -85,8 +87,19 @@ def test_a_kept_work_folder_is_never_removed(tmp_path: Path, monkeypatch: pytest
     assert kept.workdir.is_dir(), "a kept work folder was removed by the next sandbox"
 
 
+def _dynamic_shared_memory_of(postmaster: int) -> set[str]:
+    """The dynamic shared memory segments the server's processes have mapped (PostgreSQL names them
+    ``pg_dynshmem/mmap.<handle>`` in its data folder, or ``/dev/shm/PostgreSQL.<handle>``). Read from the server's own
+    maps, not from /dev/shm, where another server starting at the same moment (an ``initdb`` in another worker) makes
+    files of its own."""
+    found = set()
+    for process in [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found |= {m.path for m in process.memory_maps() if "pg_dynshmem" in m.path or "/PostgreSQL." in m.path}
+    return found
+
+
 def test_a_database_server_killed_outright_leaves_no_shared_memory(tmp_path: Path) -> None:
-    shm_before = set(Path("/dev/shm").iterdir())
     socket_dir = run_folders.make(sandbox_module.SOCKET_PREFIX, sandbox_module.SOCKET_PARENT)
     postgres = LocalPostgres(tmp_path / "data", free_port(), tmp_path / "postgres.log", socket_dir=socket_dir / "s")
     try:
@@ -94,6 +107,10 @@ def test_a_database_server_killed_outright_leaves_no_shared_memory(tmp_path: Pat
         assert postgres.query("SHOW dynamic_shared_memory_type") == [("mmap",)]
         pid_file = (tmp_path / "data" / "postmaster.pid").read_text()
         key, shmid = (int(value) for value in pid_file.splitlines()[6].split())
+        segments = _dynamic_shared_memory_of(int(pid_file.splitlines()[0]))
+        assert segments, "the server's dynamic shared memory was not found in its maps: this test shows nothing"
+        outside = sorted(s for s in segments if not s.startswith(f"{tmp_path / 'data'}/"))
+        assert outside == [], f"the server keeps dynamic shared memory outside its data folder: {outside}"
         assert any(segment[:2] == (key, shmid) for segment in _shared_memory_segments())
         assert postgres.process is not None
         os.killpg(postgres.process.pid, signal.SIGKILL)
@@ -105,5 +122,3 @@ def test_a_database_server_killed_outright_leaves_no_shared_memory(tmp_path: Pat
         shutil.rmtree(socket_dir, ignore_errors=True)
     assert not any(segment[:2] == (key, shmid) for segment in _shared_memory_segments()), \
         "the killed server's System V segment outlives it"
-    left = [path.name for path in set(Path("/dev/shm").iterdir()) - shm_before if path.name.startswith("PostgreSQL.")]
-    assert left == [], f"the killed server left dynamic shared memory in /dev/shm: {left}"
