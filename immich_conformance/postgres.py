@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from immich_conformance.procs import LOOPBACK, ManagedProcess, WaitTimeout, wait_until
+from immich_conformance.postgres_memory import release_killed_server_memory
+from immich_conformance.procs import LOOPBACK, ManagedProcess
 
 SERVER_USER = "postgres"
 SUPERUSER = "postgres"
@@ -37,7 +38,6 @@ BINDIR_GLOB = "/usr/lib/postgresql/*/bin"
 INSTALL_HINT = "install the PostgreSQL server: apt-get install postgresql"
 # Linux limits a unix socket path (sun_path) to 107 bytes; the server adds "/.s.PGSQL.<port>" to the directory.
 MAX_SOCKET_PATH = 107
-DETACH_TIMEOUT = 10.0  # a killed server's other processes exit on their own once they see it gone
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -369,43 +369,3 @@ class LocalPostgres:
 
 
 __all__ = ["LocalPostgres", "PostgresError", "PostgresNotInstalled", "find_bindir"]
-
-
-def release_killed_server_memory(data_dir: Path) -> bool:
-    """Remove the System V shared memory segment a server killed outright (SIGKILL) left: the small one PostgreSQL
-    keeps beside its mmap'd memory to tell whether a data directory is in use, named in the postmaster.pid that server
-    left. Only when that server's process is gone and nothing is attached to the segment; True when one was removed."""
-    try:
-        lines = (data_dir / "postmaster.pid").read_text().splitlines()
-        pid = int(lines[0])
-        key, shmid = (int(value) for value in lines[6].split())
-    except (OSError, IndexError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)
-        return False  # still running
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        return False
-
-    def detached() -> bool:  # the server's other processes may still be exiting, attached
-        return not any(segment[:2] == (key, shmid) and segment[2] for segment in _shared_memory_segments())
-
-    try:
-        wait_until(detached, timeout=DETACH_TIMEOUT, interval=0.1, what=f"the killed server's processes detached "
-                   f"from its shared memory segment {shmid}")
-    except WaitTimeout:
-        return False
-    if (key, shmid, 0) not in _shared_memory_segments():
-        return False
-    return subprocess.run(["ipcrm", "-m", str(shmid)], capture_output=True).returncode == 0
-
-
-def _shared_memory_segments() -> set[tuple[int, int, int]]:
-    """(key, id, processes attached) of every System V shared memory segment of this machine."""
-    try:
-        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
-    except OSError:
-        return set()
-    return {(int(fields[0]), int(fields[1]), int(fields[6])) for fields in (row.split() for row in rows)}

@@ -17,7 +17,8 @@ import psutil
 import pytest
 
 from immich_conformance import REPO_ROOT, run_folders
-from immich_conformance.postgres import LocalPostgres, _shared_memory_segments
+from immich_conformance.postgres import LocalPostgres
+from immich_conformance.postgres_memory import shared_memory_segments
 from immich_conformance.procs import free_port, wait_until
 from immich_conformance.targets import sandbox as sandbox_module
 from immich_conformance.targets.sandbox import Sandbox
@@ -111,14 +112,14 @@ def test_a_database_server_killed_outright_leaves_no_shared_memory(tmp_path: Pat
         assert segments, "the server's dynamic shared memory was not found in its maps: this test shows nothing"
         outside = sorted(s for s in segments if not s.startswith(f"{tmp_path / 'data'}/"))
         assert outside == [], f"the server keeps dynamic shared memory outside its data folder: {outside}"
-        assert any(segment[:2] == (key, shmid) for segment in _shared_memory_segments())
+        assert any(segment[:2] == (key, shmid) for segment in shared_memory_segments())
         assert postgres.process is not None
         os.killpg(postgres.process.pid, signal.SIGKILL)
         wait_until(lambda: not postgres.running(), timeout=10, what="the database server gone")
-        assert any(segment[:2] == (key, shmid) for segment in _shared_memory_segments()), \
+        assert any(segment[:2] == (key, shmid) for segment in shared_memory_segments()), \
             "the killed server's segment is gone already: this test no longer shows anything"
     finally:
         postgres.stop()
         shutil.rmtree(socket_dir, ignore_errors=True)
-    assert not any(segment[:2] == (key, shmid) for segment in _shared_memory_segments()), \
+    assert not any(segment[:2] == (key, shmid) for segment in shared_memory_segments()), \
         "the killed server's System V segment outlives it"
