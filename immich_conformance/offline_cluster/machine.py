@@ -56,8 +56,11 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 # network's forwarding and masquerade), its chains, the masquerade of a published port back to its own container
 # (measured with Docker 20.10: ``-s A/32 -d A/32 -p tcp -m tcp --dport P -j MASQUERADE``), its mounts and namespaces,
 # and its containers' shims (run by Debian's containerd from /usr/bin; the cluster's own run from its build cache).
+# A container's veth pair, for the moment between its creation and one end joining the bridge (the other moving into
+# the container), has no bridge to name: Docker names both ends veth and 7 hex digits (libnetwork's vethLen), the
+# cluster's CNI veth and 8 (RandomVethName: 4 random bytes).
 FOREIGN = re.compile(rf"\b(docker0|br-[0-9a-f]{{12}}|{BRIDGE_PREFIX}[0-9a-f]{{10}})\b"
-                     r"|DOCKER|/var/lib/docker|/run/docker|^containerd-shim /usr/bin/"
+                     r"|DOCKER|/var/lib/docker|/run/docker|^containerd-shim /usr/bin/|^veth[0-9a-f]{7}$"
                      r"|-A POSTROUTING -s (\S+)/32 -d \2/32 -p (tcp|udp) -m (tcp|udp) --dport \d+ -j MASQUERADE$")
 
 

@@ -37,3 +37,14 @@ def test_docker_alone_leaves_no_difference() -> None:
     after = MachineSnapshot(iptables=[*before.iptables, *DOCKER_RULES], links=[*before.links, *DOCKER_LINKS])
     assert before.diff(after) == {}
     assert after.diff(before) == {}
+
+
+def test_a_containers_veth_pair_not_yet_on_its_bridge_is_dockers_and_a_pods_is_the_clusters() -> None:
+    # Seen here by `down`'s comparison while a containers run started a container: both ends of the new pair, in
+    # the host's namespace, before one joined the run's bridge and the other moved into the container.
+    docker_pair = ["veth5733623", "vethdb47f74"]
+    pod_veth = "veth1a2b3c4d"  # the CNI bridge plugin's name, were the cluster to leave one detached
+    before = MachineSnapshot(links=["lo"])
+    assert before.diff(MachineSnapshot(links=["lo", *docker_pair])) == {}
+    assert before.diff(MachineSnapshot(links=["lo", *docker_pair, pod_veth])) == \
+        {"links": {"added": [pod_veth], "removed": []}}
