@@ -16,16 +16,24 @@ from .procs import WaitTimeout, wait_until
 DETACH_TIMEOUT = 10.0  # a killed server's other processes exit on their own once they see it gone
 
 
+def server_of(data_dir: Path) -> tuple[int, int, int] | None:
+    """(postmaster pid, segment key, segment id) from the data folder's postmaster.pid; None without a whole one."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        key, shmid = (int(value) for value in lines[6].split())
+        return int(lines[0]), key, shmid
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def release_killed_server_memory(data_dir: Path) -> bool:
     """Remove the System V shared memory segment a server killed outright (SIGKILL) left: the small one PostgreSQL
     keeps beside its mmap'd memory to tell whether a data directory is in use, named in the postmaster.pid that server
     left. Only when that server's process is gone and nothing is attached to the segment; True when one was removed."""
-    try:
-        lines = (data_dir / "postmaster.pid").read_text().splitlines()
-        pid = int(lines[0])
-        key, shmid = (int(value) for value in lines[6].split())
-    except (OSError, IndexError, ValueError):
+    server = server_of(data_dir)
+    if server is None:
         return False
+    pid, key, shmid = server
     try:
         os.kill(pid, 0)
         return False  # still running

@@ -18,7 +18,7 @@ import pytest
 
 from immich_conformance import REPO_ROOT, run_folders
 from immich_conformance.postgres import LocalPostgres
-from immich_conformance.postgres_memory import shared_memory_segments
+from immich_conformance.postgres_memory import server_of, shared_memory_segments
 from immich_conformance.procs import free_port, wait_until
 from immich_conformance.targets import sandbox as sandbox_module
 from immich_conformance.targets.sandbox import Sandbox
@@ -94,7 +94,8 @@ def _dynamic_shared_memory_of(postmaster: int) -> set[str]:
     maps, not from /dev/shm, where another server starting at the same moment (an ``initdb`` in another worker) makes
     files of its own."""
     found = set()
-    for process in [psutil.Process(postmaster), *psutil.Process(postmaster).children(recursive=True)]:
+    server = psutil.Process(postmaster)
+    for process in [server, *server.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):
             found |= {m.path for m in process.memory_maps() if "pg_dynshmem" in m.path or "/PostgreSQL." in m.path}
     return found
@@ -106,9 +107,10 @@ def test_a_database_server_killed_outright_leaves_no_shared_memory(tmp_path: Pat
     try:
         postgres.start()
         assert postgres.query("SHOW dynamic_shared_memory_type") == [("mmap",)]
-        pid_file = (tmp_path / "data" / "postmaster.pid").read_text()
-        key, shmid = (int(value) for value in pid_file.splitlines()[6].split())
-        segments = _dynamic_shared_memory_of(int(pid_file.splitlines()[0]))
+        server = server_of(tmp_path / "data")
+        assert server is not None, "a started server has written its postmaster.pid"
+        postmaster, key, shmid = server
+        segments = _dynamic_shared_memory_of(postmaster)
         assert segments, "the server's dynamic shared memory was not found in its maps: this test shows nothing"
         outside = sorted(s for s in segments if not s.startswith(f"{tmp_path / 'data'}/"))
         assert outside == [], f"the server keeps dynamic shared memory outside its data folder: {outside}"
