@@ -66,7 +66,7 @@ def _read_whole(path: Path) -> str:
 def inspect_backup(path: Path) -> BackupFile:
     """Read what ``path`` says about itself; BackupProblem when it is missing, cut short, or not an Immich dump."""
     if not path.is_file():
-        raise BackupProblem(f"the backup {path} does not exist or is not a file: give the path of a "
+        raise BackupProblem(f"the backup {path} does not exist or is not a file: give the path of an "
                             "immich-db-backup-….sql.gz file from Immich's backups/ folder")
     head = _read_whole(path)
     if "PostgreSQL database dump" not in head:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ..inner_pytest import InOrder, callers_settings_aside
 from .checks import CHECKS, Check
 from .node import Node, NodeError
 from .settings import DoctorSettings
@@ -76,12 +77,12 @@ def run_checks(node: Node, settings: DoctorSettings, *, checks: list[Check] | No
     if html is not None:
         args += ["--html", str(html), "--self-contained-html"]
     chosen = list(checks or CHECKS)
+    in_order = InOrder("check")
     # The caller's pytest settings (a CI's PYTEST_ADDOPTS=--junitxml=...) are for its own run, not this one.
-    saved = {name: os.environ.pop(name) for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS") if name in os.environ}
-    try:
-        status = pytest.main(args, plugins=[_Plugin(doctor, chosen)])
-    finally:
-        os.environ.update(saved)
-    if len(doctor.results) != len(chosen):
-        raise NodeError(f"pytest ran {len(doctor.results)} of the {len(chosen)} checks (exit status {status})")
+    with callers_settings_aside():
+        status = pytest.main(args, plugins=[_Plugin(doctor, chosen), in_order])
+    problem = in_order.problem()
+    if problem or len(doctor.results) != len(chosen):
+        raise NodeError(problem or f"pytest ran {len(doctor.results)} of the {len(chosen)} checks "
+                        f"(exit status {status})")
     return doctor.results

@@ -16,6 +16,7 @@ import pytest
 
 from .. import REPO_ROOT
 from ..immich_client import ImmichClient
+from ..inner_pytest import passed_tests, without_callers_settings
 from ..procs import wait_until
 from ..targets.base import Target
 from ..targets.credentials import secrets_environment
@@ -77,7 +78,8 @@ class Rehearsal:
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "features/", *options, "-p", "no:cacheprovider", "-q", "-rfEs",
              f"--junitxml={junit}"],
-            cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=1800,
+            cwd=REPO_ROOT, env=without_callers_settings({**os.environ, **env}), capture_output=True, text=True,
+            timeout=1800,
         )
         lines = result.stdout.strip().splitlines() or ["(no output)"]
         self.progress(f"scenarios {label}: {lines[-1]}")
@@ -85,6 +87,7 @@ class Rehearsal:
             failed = "\n".join(line for line in lines if line.startswith(("FAILED ", "ERROR ")))
             raise AssertionError(f"the scenarios failed {label} the upgrade ({lines[-1]}); report: {junit}\n"
                                  f"{failed}\n{result.stdout[-6000:]}")
+        assert passed_tests(junit), f"no scenario passed {label} the upgrade ({lines[-1]}); report: {junit}"
 
     def seed(self) -> None:
         target = self.deployment.running()
@@ -123,6 +126,7 @@ class Rehearsal:
         self._wait_for_jobs()
 
     def verify(self) -> None:
+        assert self.seeded, "no asset was seeded before the upgrade: there is nothing to verify"
         self._wait_for_jobs()
         target = self.deployment.running()
         client = target.lan.client(target.api_key)

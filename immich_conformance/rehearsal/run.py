@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from .. import REPO_ROOT
+from ..inner_pytest import InOrder, callers_settings_aside
 from ..stack_checks.rendering import StackConfigError
 from ..targets.stack_source import Placement
 from .deployments import ClusterDeployment, Deployment
@@ -28,6 +29,7 @@ class RehearsalPlugin:
 
     rehearsal: Rehearsal
     results: list[tuple[str, str, float]] = field(default_factory=list)
+    in_order: InOrder = field(default_factory=lambda: InOrder("phase"))
     started: float = field(default_factory=time.monotonic)
     _reporter: Any = None
     _capture: Any = None
@@ -69,10 +71,16 @@ class RehearsalPlugin:
         width = max((len(name) for name, _, _ in self.results), default=0)
         for name, verdict, seconds in self.results:
             terminalreporter.write_line(f"  {name:<{width}} {verdict.upper():<8} {seconds:7.1f} s")
-        ran = [v for _, v, _ in self.results if v != "skipped" or self.rehearsal.failed_phase]
-        verdict = "PASSED" if ran and all(v in ("passed", "skipped") for v in ran) and not self.rehearsal.failed_phase \
-            else "FAILED"
-        terminalreporter.write_line(f"  rehearsal {verdict}")
+        problem = self.in_order.problem()
+        if problem:
+            terminalreporter.write_line(f"  {problem}")
+        terminalreporter.write_line(f"  rehearsal {'PASSED' if self.passed() else 'FAILED'}")
+
+    def passed(self) -> bool:
+        """Every phase ran, in order, and none failed (a phase may skip itself: the optional load test)."""
+        ran = [v for _, v, _ in self.results if v != "skipped"]
+        return (bool(ran) and all(v == "passed" for v in ran) and not self.rehearsal.failed_phase
+                and self.in_order.problem() is None)
 
 
 def cluster_deployment(*, kubeconfig: Path | None, offline: bool, keep_cluster: bool = False,
@@ -113,13 +121,19 @@ def rehearse(*, ref_from: str | None, ref_to: str | None, deployment: Deployment
         reports.mkdir(parents=True, exist_ok=True)
         rehearsal = Rehearsal(release_from, release_to, deployment, reports, locust_seconds=locust_seconds,
                               restore_request=restore)
-        plugin = RehearsalPlugin(rehearsal)
-        rehearsal.progress = plugin.say
+        return run_phases(rehearsal, RESTORE_PHASES_FILE if restore else PHASES_FILE, reports)
+
+
+def run_phases(rehearsal: Rehearsal, phases: Path, reports: Path) -> int:
+    """The phases of ``phases`` on ``rehearsal``, one after another in the order written, as a pytest run with JUnit
+    and HTML reports in ``reports``; 0 when every phase ran and passed."""
+    plugin = RehearsalPlugin(rehearsal)
+    rehearsal.progress = plugin.say
+    with callers_settings_aside():  # a CI's PYTEST_ADDOPTS (-k, -n) is for its own run, not the gate's
         code = pytest.main(
-            [str(RESTORE_PHASES_FILE if restore else PHASES_FILE), "-p", "no:cacheprovider", "-q",
-             "--rootdir", str(REPO_ROOT),
+            [str(phases), "-p", "no:cacheprovider", "-q", "--rootdir", str(REPO_ROOT),
              f"--junitxml={reports / 'rehearsal.xml'}", f"--html={reports / 'rehearsal.html'}",
              "--self-contained-html", "-o", "junit_suite_name=upgrade-rehearsal"],
-            plugins=[plugin],
+            plugins=[plugin, plugin.in_order],
         )
-    return 0 if code == 0 else 1
+    return 0 if code == 0 and plugin.passed() else 1

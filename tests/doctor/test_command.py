@@ -13,6 +13,7 @@ from immich_conformance import REPO_ROOT
 from immich_conformance.cli import main
 from immich_conformance.doctor.checks import CHECKS
 
+from ..installed_plugins import DESELECTS_ONE, REVERSES, install
 from .fakeroot import FakeRoot
 
 NAS_LINE = "nas.local:/volume1/photos /mnt/nas nfs4 defaults,_netdev 0 0\n"
@@ -86,6 +87,26 @@ def test_the_callers_pytest_options_do_not_leak_into_the_doctors_run(fake: FakeR
     status, out, _ = doctor(capsys, "--root", str(fake.root), "--json")
     assert status == 0 and len(json.loads(out)["results"]) == len(CHECKS)
     assert not outer.exists()
+
+
+def test_a_plugin_that_reorders_tests_does_not_reorder_the_checks(fake: FakeRoot, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    install("reverses_doctor_checks", REVERSES, tmp_path / "site", monkeypatch)  # as pytest-randomly shuffles
+    status, out, _ = doctor(capsys, "--root", str(fake.root), "--json")
+    assert status == 0 and [r["check"] for r in json.loads(out)["results"]] == [c.id for c in CHECKS]
+
+
+def test_a_plugin_that_deselects_a_check_stops_the_doctor_saying_so(fake: FakeRoot, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    install("deselects_a_doctor_check", DESELECTS_ONE, tmp_path / "site", monkeypatch)
+    status, out, err = doctor(capsys, "--root", str(fake.root))
+    dropped = CHECKS[len(CHECKS) // 2].id
+    assert status == 2 and out == "", out
+    assert err.strip().splitlines()[-1].endswith(f"1 of the {len(CHECKS)} checks did not run (test_check[{dropped}]): "
+                                                 "a pytest plugin installed in this environment deselected them; "
+                                                 "uninstall it"), err
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -1,5 +1,7 @@
 """Loaded into ``pytest features/`` by the fault catalogue's tests (``-p tests.faults.fault_plugin``): injects the
-fault named by FAULT_INJECT when scenario number FAULT_AT starts (once its fixtures are up), and writes FAULT_DONE."""
+fault named by FAULT_INJECT when scenario number FAULT_AT starts (once its fixtures are up), and writes FAULT_DONE.
+The scenarios run in the order they are written, whatever plugin of the environment reorders tests: which scenarios
+come before the fault (two uploads answered 201) and after it is part of what the catalogue's tests expect."""
 
 from __future__ import annotations
 
@@ -10,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from immich_conformance.inner_pytest import InOrder
 from immich_conformance.procs import wait_until
 from tests.faults.catalogue import fill
 
 started = 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(InOrder("scenario"), "scenarios-in-order")
 
 
 @pytest.hookimpl(trylast=True)
