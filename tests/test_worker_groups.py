@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from .worker_groups import CLUSTER_GROUP, group_of, selects_group
+from immich_conformance import REPO_ROOT
+
+from .worker_groups import ANYWHERE, CLUSTER_GROUP, group_of, selects_group
 
 
 def test_a_test_belongs_to_the_group_of_its_folder() -> None:
@@ -15,9 +19,17 @@ def test_a_test_belongs_to_the_group_of_its_folder() -> None:
     assert group_of("features/test_contract.py::test_v") is None
 
 
+def test_a_file_that_uses_none_of_its_folders_resource_runs_anywhere() -> None:
+    assert group_of("tests/rehearsal/test_library.py::test_delete_library_leaves_nothing") is None
+    assert group_of("tests/rehearsal/test_options.py::test_x[nowhere]") is None
+    assert group_of("tests/rehearsal/test_releases.py::test_y") == CLUSTER_GROUP  # it makes git commits
+    assert all(Path(REPO_ROOT, path).is_file() for path in ANYWHERE), ANYWHERE
+
+
 @pytest.mark.parametrize(("paths", "selected"), [
     (["."], True), (["tests"], True), (["tests/", "features"], True), (["./tests/images"], True),
     (["tests/rehearsal/test_gate.py::test_a_good_upgrade_passes_every_phase"], True),
+    (["tests/rehearsal/test_library.py"], False), (["tests/rehearsal/test_library.py", "tests/rehearsal"], True),
     (["features"], False), (["tests/double"], False), (["tests/containers"], False), (["tests/clusterish"], False),
     ([], False),
 ])

@@ -10,6 +10,11 @@ from __future__ import annotations
 CLUSTER_GROUP = "offline-cluster"
 GROUPS = {"cluster": CLUSTER_GROUP, "rehearsal": CLUSTER_GROUP, "netpolicy": CLUSTER_GROUP, "images": CLUSTER_GROUP,
           "containers": "docker"}
+# Files of those folders that use none of it (a sandbox of their own, or nothing running, and no git commit) run in
+# any worker: the offline cluster's worker is the run's longest.
+ANYWHERE = {f"tests/rehearsal/{name}.py" for name in (
+    "test_library", "test_options", "test_health", "test_restored", "test_psql_restore", "test_phase_order",
+    "test_vacuous_phases")}
 
 
 def selects_group(paths: list[str], group: str) -> bool:
@@ -17,6 +22,8 @@ def selects_group(paths: list[str], group: str) -> bool:
     folders = [f"tests/{folder}" for folder, its_group in GROUPS.items() if its_group == group]
     for path in paths:
         where = path.split("::", 1)[0].strip("/").removeprefix("./") or "."
+        if where in ANYWHERE:
+            continue
         if where in (".", "tests") or any(where == f or where.startswith(f"{f}/") for f in folders):
             return True
     return False
@@ -24,5 +31,8 @@ def selects_group(paths: list[str], group: str) -> bool:
 
 def group_of(nodeid: str) -> str | None:
     """The group of a test id (``tests/cluster/test_x.py::test_y``), or None when it may run in any worker."""
-    parts = nodeid.split("::", 1)[0].split("/")
-    return GROUPS.get(parts[1]) if len(parts) > 2 and parts[0] == "tests" else None
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if path in ANYWHERE or len(parts) <= 2 or parts[0] != "tests":
+        return None
+    return GROUPS.get(parts[1])

@@ -1,5 +1,6 @@
 """The offline cluster for real: one `up` for the module, workloads on it, the egress guard, and a `down` that leaves
-the machine as it was."""
+the machine as it was. The tests hold in any order: a test after the `down` brings the cluster up again first, and
+the web server the host-folder, NodePort and DNS tests read is made by the first of them that runs."""
 
 from __future__ import annotations
 
@@ -30,14 +31,23 @@ OUTSIDE = "203.0.113.10"  # TEST-NET-3: a documentation address outside the mach
 
 
 class Run:
-    def __init__(self, cluster: OfflineCluster, info: ClusterInfo, before: MachineSnapshot) -> None:
+    def __init__(self, cluster: OfflineCluster, before: MachineSnapshot, images: Path) -> None:
         self.cluster = cluster
-        self.info = info
         self.before = before
-        self.api: KubeApi = cluster.api()
+        self.images = images
+        images.mkdir(parents=True, exist_ok=True)
         self.namespace = unique("conformance")
-        self.host_dir: Path | None = None
-        self.down_done = False
+        self.host_dir = images.parent / "hostpath"
+        self.stamp = f"written-{time.time_ns()}"
+        self.info, self.api = self.up()
+
+    def up(self) -> tuple[ClusterInfo, KubeApi]:
+        """The cluster up with busybox imported and the run's namespace made."""
+        info = self.cluster.up()
+        self.cluster.import_images([busybox_image(self.images).archive])
+        api = self.cluster.api()
+        create_namespace(api, self.namespace)
+        return info, api
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +63,35 @@ def run(tmp_path_factory: pytest.TempPathFactory, shared_cluster: SharedCluster)
     ensure_packages([*CLUSTER_PACKAGES, *TEST_PACKAGES])
     before = MachineSnapshot.take((cluster.bin, cluster.state.root))
     try:
-        info = cluster.up()
-        cluster.import_images([busybox_image(tmp_path_factory.mktemp("images")).archive])
-        state = Run(cluster, info, before)
-        create_namespace(state.api, state.namespace)
-        yield state
+        yield Run(cluster, before, tmp_path_factory.mktemp("offline-cluster") / "images")
     finally:
         cluster.down()
         shared_cluster.restore()
+
+
+@pytest.fixture(autouse=True)
+def _up(request: pytest.FixtureRequest, run: Run) -> None:
+    """Up again for a test that comes after the `down` test (in another order than the file's)."""
+    if request.function is not test_down_leaves_the_machine_as_it_found_it and not run.cluster.status().running:
+        run.info, run.api = run.up()
+
+
+@pytest.fixture
+def web(run: Run) -> int:
+    """A busybox web server that wrote the run's stamp into the run's host folder (a hostPath volume), behind the
+    NodePort Service `web`, its pod Ready; the node port. Applied again by each test that asks (no change once
+    there)."""
+    run.host_dir.mkdir(exist_ok=True)
+    script = (f"echo {run.stamp} > /data/from-pod.txt && echo immich-conformance-web > /www/index.html "
+              "&& exec httpd -f -p 8080 -h /www")
+    run.api.apply(httpd_deployment(run.namespace, "web", script, f"""
+        volumeMounts: [{{name: data, mountPath: /data}}]
+      volumes:
+      - name: data
+        hostPath: {{path: {run.host_dir}, type: Directory}}"""))
+    node_port = expose_on_node_port(run, "web")
+    run.api.wait_pods_ready(run.namespace, "app=web", timeout=120)
+    return node_port
 
 
 def httpd_deployment(namespace: str, app: str, script: str, extra: str = "") -> str:
@@ -116,26 +147,13 @@ def test_node_is_ready_and_reports_the_pinned_release(run: Run) -> None:
     assert network.guard_installed()
 
 
-def test_deployment_with_hostpath_writes_to_the_host(run: Run, tmp_path_factory: pytest.TempPathFactory) -> None:
-    host_dir = tmp_path_factory.mktemp("hostpath")
-    run.host_dir = host_dir
-    stamp = f"written-{time.time_ns()}"
-    script = (f"echo {stamp} > /data/from-pod.txt && echo immich-conformance-web > /www/index.html "
-              "&& exec httpd -f -p 8080 -h /www")
-    run.api.apply(httpd_deployment(run.namespace, "web", script, f"""
-        volumeMounts: [{{name: data, mountPath: /data}}]
-      volumes:
-      - name: data
-        hostPath: {{path: {host_dir}, type: Directory}}"""))
-    run.api.wait_pods_ready(run.namespace, "app=web", timeout=120)
-    assert (host_dir / "from-pod.txt").read_text().strip() == stamp
+def test_deployment_with_hostpath_writes_to_the_host(run: Run, web: int) -> None:
+    assert (run.host_dir / "from-pod.txt").read_text().strip() == run.stamp
 
 
-def test_nodeport_answers_on_the_node_address_and_loopback(run: Run) -> None:
-    node_port = expose_on_node_port(run, "web")
-    run.api.wait_pods_ready(run.namespace, "app=web", timeout=120)
+def test_nodeport_answers_on_the_node_address_and_loopback(web: int) -> None:
     for host in (layout.NODE_IP, "127.0.0.1"):
-        assert wait_until(lambda host=host: http_text(f"http://{host}:{node_port}/"), timeout=30, interval=0.5,
+        assert wait_until(lambda host=host: http_text(f"http://{host}:{web}/"), timeout=30, interval=0.5,
                           what=f"NodePort on {host}") == "immich-conformance-web"
 
 
@@ -180,7 +198,7 @@ def test_a_nodeport_refused_before_its_pod_runs_answers_the_same_client_port_aft
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\nlate\n"), answer
 
 
-def test_cluster_dns_resolves_a_service_name_and_nothing_outside(run: Run) -> None:
+def test_cluster_dns_resolves_a_service_name_and_nothing_outside(run: Run, web: int) -> None:
     cluster_ip = run.api.get(f"/api/v1/namespaces/{run.namespace}/services/web")["spec"]["clusterIP"]
     phase, logs = run_pod(run.api, run.namespace, "dns-check", (
         f"nslookup web.{run.namespace}.svc.{layout.CLUSTER_DOMAIN}; echo ---; "

@@ -1,5 +1,6 @@
 """The rehearsal's library on the processes sandbox: seeded, read back intact, broken on purpose behind the API's back
-(each break named by ``verify_library``), then deleted to the last file and user."""
+(each break named by ``verify_library``), then deleted to the last file and user. Each test seeds a library of its
+own: the tests hold in any order."""
 
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ def sandbox() -> Iterator[Sandbox]:
         yield target
 
 
-@pytest.fixture(scope="module")
-def library(sandbox: Sandbox) -> SeededLibrary:
-    return seed_library(sandbox)
+@pytest.fixture
+def library(sandbox: Sandbox) -> Iterator[SeededLibrary]:
+    """A library of the test's own, whatever an earlier test broke or deleted; deleted afterwards (what a test
+    deleted itself is refused again, unheard: the sandbox goes with the module)."""
+    seeded = seed_library(sandbox)
+    yield seeded
+    delete_library(sandbox, seeded)
 
 
 def _sql(sandbox: Sandbox, statement: str, params: tuple[object, ...]) -> None:
