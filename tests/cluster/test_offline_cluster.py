@@ -31,13 +31,13 @@ OUTSIDE = "203.0.113.10"  # TEST-NET-3: a documentation address outside the mach
 
 
 class Run:
-    def __init__(self, cluster: OfflineCluster, before: MachineSnapshot, images: Path) -> None:
+    def __init__(self, cluster: OfflineCluster, before: MachineSnapshot, workdir: Path) -> None:
         self.cluster = cluster
         self.before = before
-        self.images = images
-        images.mkdir(parents=True, exist_ok=True)
+        self.images = workdir / "images"
+        self.images.mkdir()
         self.namespace = unique("conformance")
-        self.host_dir = images.parent / "hostpath"
+        self.host_dir = workdir / "hostpath"
         self.stamp = f"written-{time.time_ns()}"
         self.info, self.api = self.up()
 
@@ -63,7 +63,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, shared_cluster: SharedCluster)
     ensure_packages([*CLUSTER_PACKAGES, *TEST_PACKAGES])
     before = MachineSnapshot.take((cluster.bin, cluster.state.root))
     try:
-        yield Run(cluster, before, tmp_path_factory.mktemp("offline-cluster") / "images")
+        yield Run(cluster, before, tmp_path_factory.mktemp("offline-cluster"))
     finally:
         cluster.down()
         shared_cluster.restore()
