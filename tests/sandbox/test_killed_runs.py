@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -25,8 +26,10 @@ from immich_conformance.targets.sandbox import Sandbox
 
 STARTED_SANDBOX = """
 import sys
-from immich_conformance.targets.sandbox import Sandbox
-sandbox = Sandbox()
+from pathlib import Path
+from immich_conformance.targets import sandbox as sandbox_module
+sandbox_module.SOCKET_PARENT = Path(sys.argv[1])
+sandbox = sandbox_module.Sandbox()
 sandbox.start()
 print(sandbox.workdir, flush=True)
 sys.stdin.read()  # until killed
@@ -51,13 +54,26 @@ def _processes_naming(folder: Path) -> list[str]:
     return found
 
 
-def test_the_next_sandbox_removes_what_a_killed_one_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    child = subprocess.Popen([sys.executable, "-c", STARTED_SANDBOX], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True, cwd=REPO_ROOT, env={**os.environ, "TMPDIR": str(tmp_path)})
+@pytest.fixture
+def socket_parent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A socket parent of the test's own, short as a socket's path must be: in the shared one, a sandbox starting in
+    another worker between the kill and the next sandbox would remove the killed run's folder (rightly) and say so in
+    its own notes, not in this test's."""
+    parent = Path(tempfile.mkdtemp(prefix="ickr", dir=sandbox_module.SOCKET_PARENT))
+    monkeypatch.setattr(sandbox_module, "SOCKET_PARENT", parent)
+    yield parent
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_the_next_sandbox_removes_what_a_killed_one_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         socket_parent: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", STARTED_SANDBOX, str(socket_parent)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                             env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         assert child.stdout is not None
         workdir = Path(child.stdout.readline().strip())
-        sockets = _folders_of(child.pid, sandbox_module.SOCKET_PARENT, sandbox_module.SOCKET_PREFIX)
+        sockets = _folders_of(child.pid, socket_parent, sandbox_module.SOCKET_PREFIX)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
