@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import psycopg
@@ -11,6 +10,8 @@ import pytest
 
 from immich_conformance.postgres import LocalPostgres, PostgresError, PostgresNotInstalled, find_bindir
 from immich_conformance.procs import free_port
+
+FAST_SHUTDOWN, SHUT_DOWN = "received fast shutdown request", "database system is shut down"
 
 
 def _processes_using(path: Path) -> list[int]:
@@ -30,9 +31,7 @@ def _processes_using(path: Path) -> list[int]:
 def test_start_stop_restart_keeps_data_and_leaves_no_process(run_dir: Path) -> None:
     data = run_dir / "pg-restart" / "data"
     log = run_dir / "pg-restart" / "postgres.log"
-    began = time.monotonic()
     pg = LocalPostgres(data, free_port(), log).start()
-    first_start = time.monotonic() - began
     try:
         dsn = pg.create_database("keeper", "s3cret'quote", "keeper")
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -40,25 +39,21 @@ def test_start_stop_restart_keeps_data_and_leaves_no_process(run_dir: Path) -> N
             conn.execute("INSERT INTO kept VALUES ('still here')")
     finally:
         pg.stop()
-    assert first_start < 10, f"initdb + start took {first_start:.1f}s"
     assert _processes_using(data) == []
 
-    again = LocalPostgres(data, free_port(), log)
-    began = time.monotonic()
-    again.start()
-    restart = time.monotonic() - began
+    again = LocalPostgres(data, free_port(), log).start()
     try:
         with psycopg.connect(again.dsn("keeper", "s3cret'quote", "keeper")) as conn:
             assert conn.execute("SELECT value FROM kept").fetchall() == [("still here",)]
         # A client still connected does not hold up the (fast) shutdown.
         lingering = psycopg.connect(again.dsn("keeper", "s3cret'quote", "keeper"))
     finally:
-        began = time.monotonic()
+        shut_down_before = log.read_text().count(SHUT_DOWN)
         again.stop()
-        stop_time = time.monotonic() - began
     lingering.close()
-    assert restart < 5, f"restart took {restart:.1f}s"
-    assert stop_time < 5, f"stop with a client connected took {stop_time:.1f}s"
+    # A smart shutdown waits for that client until the stop's timeout and is killed: no line that it shut down.
+    written = log.read_text()
+    assert FAST_SHUTDOWN in written and written.count(SHUT_DOWN) == shut_down_before + 1, written[-2000:]
     assert _processes_using(data) == []
 
 
