@@ -81,11 +81,19 @@ def _timespan(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
+def env_var(option: str) -> str:
+    """The environment variable of a custom argument, named as locust names its own: ``--min-uploads-per-s`` is
+    ``LOCUST_MIN_UPLOADS_PER_S``."""
+    return "LOCUST_" + option.removeprefix("--").replace("-", "_").upper()
+
+
 def add_arguments(parser: Any) -> None:
-    """Register the custom arguments on locust's parser (none is editable in the web UI: they shape the run)."""
+    """Register the custom arguments on locust's parser (none is editable in the web UI: they shape the run). Each
+    is also read, as locust's own are, from an environment variable (``env_var``) and from locust's configuration
+    files: a run started by another program (the rehearsal's load phase) takes its settings from there."""
 
     def arg(*names: str, **kwargs: Any) -> None:
-        parser.add_argument(*names, include_in_web_ui=False, **kwargs)
+        parser.add_argument(*names, include_in_web_ui=False, env_var=env_var(names[0]), **kwargs)
 
     arg("--lan-weight", type=_non_negative_int, default=3, help="weight of the LAN uploader (default 3)")
     arg("--external-weight", type=_non_negative_int, default=3, help="weight of the external uploader (default 3)")

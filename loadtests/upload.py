@@ -8,7 +8,8 @@ Users
   OversizeUploader  a body of MAX_BODY_BYTES + 1 through the public hostname; a 413 is the expected answer (a success)
 Every upload carries fresh, unique, valid JPEG bytes made for that request; stats are grouped per path
 ("POST /api/assets [lan]", "POST /api/assets [external]"). Weights and sizes: --lan-weight, --external-weight,
---browse-weight, --oversize-weight, --upload-sizes.
+--browse-weight, --oversize-weight, --upload-sizes. Each option is also read from LOCUST_ and its name in capitals
+(LOCUST_MIN_UPLOADS_PER_S) and from locust.conf, as locust's own are.
 
 Target
   No --host: the embedded sandbox (the same one the conformance suite uses) is started when locust starts, and

@@ -33,8 +33,9 @@ from loadtests.target_settings import (
     ENV_TOKEN_SECRET,
 )
 
+from . import not_about_speed
+
 LOCUSTFILE = REPO_ROOT / "loadtests" / "upload.py"
-NOT_ABOUT_SPEED = ("--min-uploads-per-s", "0", "--min-upload-mb-per-s", "0", "--max-upload-p95-ms", "1e12")
 UNVERIFIED = re.compile(r"(\d+) uploads verified, (\d+) could not be verified \(target unreachable")
 
 
@@ -179,7 +180,7 @@ def test_a_killed_run_leaves_a_ledger_and_the_next_run_deletes_every_leftover(sa
         assert len(files) >= len(with_id)
 
         second = start_locust(tmp_path / "second", environ, "--host", sandbox.lan.url, "--headless", "-u", "2",
-                              "-r", "2", "-t", "3s", "--ledger", str(ledger), *NOT_ABOUT_SPEED)
+                              "-r", "2", "-t", "3s", "--ledger", str(ledger), *not_about_speed.ARGS)
         assert second.wait(timeout=120) == 0, second.explain()
         said = re.search(r"(\d+) uploads left by an earlier run against (\S+) found in the ledger \S+ \((\d+) with an "
                          r"id, (\d+) without\): (\d+) still on the server, deleted", second.stderr)

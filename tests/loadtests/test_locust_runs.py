@@ -14,14 +14,16 @@ import pytest
 
 from immich_conformance import REPO_ROOT
 
+from . import not_about_speed
+
 LOCUSTFILE = REPO_ROOT / "loadtests" / "upload.py"
 UPLOAD_ROWS = ("POST /api/assets [lan]", "POST /api/assets [external]")
 OVERSIZE_ROW = "POST /api/assets [external, over limit]"
 
 
-def run_locust(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_locust(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items()
-               if not k.startswith(("LOCUST_", "IMMICH_CONFORMANCE_", "IMMICH_API_KEY", "CF_ACCESS_"))}
+               if not k.startswith(("LOCUST_", "IMMICH_CONFORMANCE_", "IMMICH_API_KEY", "CF_ACCESS_"))} | (env or {})
     return subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args], cwd=REPO_ROOT, env=environ,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -40,7 +42,7 @@ def explain(done: subprocess.CompletedProcess[str]) -> str:
 def test_smoke_run_passes_its_gate_with_nothing_lost(tmp_path: Path) -> None:
     prefix, html, summary = tmp_path / "smoke", tmp_path / "report.html", tmp_path / "summary.json"
     done = run_locust("--headless", "-u", "4", "-r", "4", "-t", "8s", "--csv", str(prefix), "--html", str(html),
-                      "--summary-json", str(summary))
+                      "--summary-json", str(summary), *not_about_speed.ARGS)
     assert done.returncode == 0, explain(done)
 
     rows = stats_rows(prefix)
@@ -78,6 +80,18 @@ def test_a_broken_threshold_fails_the_run_and_says_which(tmp_path: Path) -> None
     result = json.loads(summary.read_text())
     assert result["passed"] is False
     assert result["lost"] == 0 and result["deleted"] >= result["checked"] > 0, "the checks still run, and clean up"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"LOCUST_MAX_USERS": "1"}, "-u 2 is more users than the cap of 1"),
+    ({"LOCUST_MAX_RUN_TIME": "2s"}, "-t 5s is longer than the 2s this load test allows"),
+])
+def test_the_load_tests_own_options_are_read_from_locusts_environment_variables(env: dict[str, str],
+                                                                               message: str) -> None:
+    done = run_locust("--headless", "-u", "2", "-t", "5s", timeout=60, env=env)
+    assert done.returncode == 2, explain(done)
+    assert message in done.stderr, explain(done)
+    assert "starting the embedded sandbox" not in done.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [

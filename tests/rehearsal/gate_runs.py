@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,15 +11,19 @@ from pathlib import Path
 
 from immich_conformance import REPO_ROOT
 
+from ..loadtests import not_about_speed
+
 UPGRADE = "test_4_upgrade_to_the_to_release"
 VERIFY = "test_5_verify_the_seeded_assets"
 LOAD = "test_7_upload_throughput_on_the_to_release"
 
 
 def rehearse(reports: Path, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    """The gate as a person runs it; its load phase (``--locust-seconds``) without the speed thresholds
+    (``not_about_speed``)."""
     return subprocess.run(
         [sys.executable, "-m", "immich_conformance.cli", "rehearse", "--reports", str(reports), *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=os.environ | not_about_speed.ENVIRONMENT,
     )
 
 
