@@ -22,7 +22,8 @@ from immich_conformance.targets.sandbox import Sandbox
 from immich_conformance.targets.sandbox_nas import NOT_OURS
 from loadtests.target_settings import ENV_API_KEY, ENV_EXTERNAL_URL, ENV_TOKEN_ID, ENV_TOKEN_SECRET
 
-from ..loadtests.test_faults import NOT_ABOUT_SPEED, count, sandbox_environment, start_locust
+from ..loadtests import not_about_speed
+from ..loadtests.test_faults import count, sandbox_environment, start_locust
 from .catalogue import CATALOGUE, Fault, fill
 
 FAULT_AT = 3
@@ -138,7 +139,7 @@ def test_a_full_nas_under_load_is_named_and_loses_nothing(fault: Fault, nas_fold
         environ = sandbox_environment(sandbox)
         common = ("--host", sandbox.lan.url, "--headless", "-u", "2", "-r", "2", "--upload-sizes", "4KiB",
                   "--lan-weight", "1", "--external-weight", "1", "--browse-weight", "0", "--oversize-weight", "0",
-                  "--ledger", str(ledger), *NOT_ABOUT_SPEED)
+                  "--ledger", str(ledger), *not_about_speed.ARGS)
         run = start_locust(tmp_path / "run", environ, *common, "-t", "6s", "--summary-json", str(summary))
         try:
             wait_until(lambda: count(ledger, "created") >= 10, timeout=60, what="10 uploads answered 201")
