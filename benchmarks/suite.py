@@ -3,18 +3,20 @@
 ``python -m benchmarks.suite`` runs `pytest -n auto` once with a JUnit report and prints the wall time and, per folder
 of tests/ (and features/), the summed test time, the number of tests and the slowest test; then the summed time of
 each pytest-xdist group (tests/worker_groups.py): a group runs in one worker, so the largest is the floor of the wall
-time, and the rest spreads over the other workers. ``--junit FILE`` reads a
-report already written instead (CI's reports/junit.xml). Whether a run is cold or warm is the caches': the offline
-cluster's binaries (~/.cache/immich-conformance/cluster) and images (/var/lib/immich-conformance); run it once after
-clearing them for the cold figure. When it runs the suite it also prints the CPU time the whole machine spent
-(every process: the suite, its subprocesses, the cluster, containers) and the floor that puts under the wall time:
-no schedule over this machine's cores can finish sooner than that CPU time divided by the cores. Prints numbers;
-asserts nothing. Targets on 2 cores: warm at most 6 min, cold at most 20 min.
+time, and the rest spreads over the other workers. ``--junit FILE`` reads a report already written instead (CI's
+reports/junit.xml). Whether a run is cold or warm is the caches': the offline cluster's binaries
+(~/.cache/immich-conformance/cluster) and images (/var/lib/immich-conformance); run it once after clearing them for
+the cold figure. When it runs the suite it also prints the CPU time the whole machine spent (every process: the
+suite, its subprocesses, the cluster, containers), the floor that puts under the wall time (no schedule over this
+machine's cores can finish sooner than that CPU time divided by the cores), and where that CPU time went, by program
+(benchmarks/cpu_by_program.py; with ``--accounting``, every process however short). Prints numbers; asserts
+nothing. Targets on 2 cores: warm at most 6 min, cold at most 20 min.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,8 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.cpu_by_program import CpuByProgram, accounting, add_accounting_option, busy_seconds
+from benchmarks.process_accounting import IN_USE_ENV
 from immich_conformance import REPO_ROOT
 from tests.worker_groups import GROUPS
 
@@ -60,13 +64,6 @@ def not_passed(junit: Path) -> list[str]:
     return found
 
 
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy since boot, over all cores: user, system, interrupts, steal
-    (Linux counts guest time inside user time, so it is not added again)."""
-    times = psutil.cpu_times()._asdict()
-    return sum(v for k, v in times.items() if k not in ("idle", "iowait", "guest", "guest_nice"))
-
-
 def cpu_floor(busy: float, wall: float, cores: int) -> str:
     """What the machine's CPU time says about a run's wall time."""
     return (f"CPU busy during the run: {busy:.0f} core-s ({100 * busy / (wall * cores):.0f}% of {cores} cores); "
@@ -76,17 +73,24 @@ def cpu_floor(busy: float, wall: float, cores: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--junit", type=Path, help="read this JUnit report instead of running the suite")
+    add_accounting_option(parser)
     args = parser.parse_args()
-    wall, busy = None, 0.0
+    wall, busy, sampler, ended = None, 0.0, CpuByProgram(), None
     if args.junit is not None:
         total, folders = by_folder(args.junit)
     else:
-        with tempfile.TemporaryDirectory(prefix="suite-benchmark-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="suite-benchmark-") as scratch, \
+                accounting(args.accounting, Path(scratch)) as acct:
             junit = Path(scratch) / "junit.xml"
             started, busy_before = time.perf_counter(), busy_seconds()
+            sampler.start()
+            # The suite's own test of the accounting would turn it off under the benchmark: it is told to skip.
+            env = {**os.environ, **({IN_USE_ENV: str(acct.path)} if acct is not None else {})}
             done = subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider",
-                                   f"--junitxml={junit}"], cwd=REPO_ROOT, capture_output=True, text=True)
+                                   f"--junitxml={junit}"], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
             wall, busy = time.perf_counter() - started, busy_seconds() - busy_before
+            sampler.stop()
+            ended = acct.records() if acct is not None else None
             print((done.stdout.strip().splitlines() or ["(no output)"])[-1])
             total, folders = by_folder(junit)
             for line in not_passed(junit):  # the report goes with the run's folder: say what did not pass now
@@ -105,6 +109,8 @@ def main() -> None:
     print(f"{'xdist group':<28}{'time':>9}")
     for group, seconds in sorted(groups.items(), key=lambda item: -item[1]):
         print(f"{group:<28}{seconds:>8.1f}s")
+    if wall is not None:
+        print("\n".join(sampler.table(busy, ended)))
 
 
 if __name__ == "__main__":
