@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .procs import LOOPBACK, port_open
+from .trust_store import system_trust
 
 if TYPE_CHECKING:
     from .kube import Kube
@@ -30,7 +31,7 @@ def ports_answer(*ports: int, host: str = LOOPBACK) -> Condition:
 
 def url_answers_ok(url: str, *, timeout: float = 1.0) -> Condition:
     """A GET of ``url`` is answered 200."""
-    return lambda: httpx.get(url, timeout=timeout).status_code == 200
+    return lambda: httpx.get(url, timeout=timeout, verify=system_trust()).status_code == 200
 
 
 def files_gone(paths: Iterable[Path]) -> Condition:

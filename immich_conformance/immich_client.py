@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from .trust_store import system_trust
 from .upload_bodies import MultipartUpload
 
 TIMEOUT = httpx.Timeout(30.0, read=120.0)
@@ -26,7 +27,8 @@ class ImmichClient:
     headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._http = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=TIMEOUT, follow_redirects=False)
+        self._http = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=TIMEOUT,
+                                  follow_redirects=False, verify=system_trust())
 
     def close(self) -> None:
         self._http.close()

@@ -13,6 +13,7 @@ from . import STACK_DIR
 from .conditions import url_answers_ok
 from .limits import MAX_BODY_BYTES
 from .procs import LOOPBACK, ManagedProcess, free_port
+from .trust_store import system_trust
 
 PROXY_DIR = STACK_DIR / "base" / "origin-proxy"
 START_SCRIPT = PROXY_DIR / "start.sh"
@@ -124,7 +125,7 @@ class OriginProxy:
 
     def stats(self) -> dict[str, int]:
         """Envoy's counters and gauges (admin interface, loopback only)."""
-        text = httpx.get(f"http://{LOOPBACK}:{self.settings.admin_port}/stats", timeout=5).text
+        text = httpx.get(f"http://{LOOPBACK}:{self.settings.admin_port}/stats", timeout=5, verify=system_trust()).text
         out: dict[str, int] = {}
         for line in text.splitlines():
             name, _, value = line.partition(": ")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from immich_conformance.trust_store import system_trust
+
 from .target_settings import ENV_API_KEY, ENV_EXTERNAL_URL, ENV_TOKEN_ID, ENV_TOKEN_SECRET, TargetSettings
 
 TIMEOUT = httpx.Timeout(10.0)
@@ -59,7 +61,8 @@ def _check_key(client: httpx.Client, where: str, api_key: str) -> str | None:
 def check_target(settings: TargetSettings) -> list[str]:
     problems: list[str] = []
     lan = settings.lan
-    with httpx.Client(base_url=lan.url, headers=lan.headers, timeout=TIMEOUT, follow_redirects=False) as client:
+    with httpx.Client(base_url=lan.url, headers=lan.headers, timeout=TIMEOUT, follow_redirects=False,
+                      verify=system_trust()) as client:
         pong = _pong(client)
         if pong.status is None:
             problems.append(f"the LAN path {lan.url} does not answer ({pong.detail}): start Immich, or give --host "
@@ -74,7 +77,8 @@ def check_target(settings: TargetSettings) -> list[str]:
         return problems
     where = f"{external.url}" + (f" (Host: {external.headers['Host']})" if "Host" in external.headers else "")
     headers = {**external.headers, **settings.service_token_headers}
-    with httpx.Client(base_url=external.url, headers=headers, timeout=TIMEOUT, follow_redirects=False) as client:
+    with httpx.Client(base_url=external.url, headers=headers, timeout=TIMEOUT, follow_redirects=False,
+                      verify=system_trust()) as client:
         pong = _pong(client)
         if pong.status is None:
             problems.append(f"the external path {where} does not answer ({pong.detail}): check {ENV_EXTERNAL_URL} "

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from ..procs import GiveUp, wait_until
+from ..trust_store import system_trust
 from .sql_access import Connection, connect
 
 COOKIE = "immich_maintenance_token"
@@ -74,7 +75,7 @@ def restore_backup(client: httpx.Client, path: Path, *, timeout: float = RESTORE
     def finished() -> bool:
         nonlocal seen_maintenance
         status = httpx.get(str(client.base_url.join("/api/admin/maintenance/status")), cookies={COOKIE: token},
-                           timeout=5).json()
+                           timeout=5, verify=system_trust()).json()
         task = status.get("task")
         if task and (not result.tasks or result.tasks[-1] != task):
             result.tasks.append(task)

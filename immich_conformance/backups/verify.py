@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from ..trust_store import system_trust
 from .backup_file import BackupFile, BackupProblem, check_postgres, inspect_backup
 from .integrity import IntegrityFindings, integrity_summary
 from .library import copy_library
@@ -141,7 +142,8 @@ def verify_backup(backup: Path, library: Path | None = None, *, spec: TargetSpec
     with contextlib.closing(target):
         database = _database(target)
         major = _release_postgres_major(database)
-        with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=TIMEOUT) as client:
+        with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=TIMEOUT,
+                          verify=system_trust()) as client:
             version = client.get("/api/server/version").json()
             release = f"v{version['major']}.{version['minor']}.{version['patch']}"
             report.release = (f"a throwaway {where} release (Immich {'' if info.real_immich else 'API double '}"

@@ -27,6 +27,7 @@ from ..conditions import files_gone
 from ..procs import wait_until
 from ..sample_media import unique_mp4, unique_png
 from ..targets.base import Target
+from ..trust_store import system_trust
 from ..upload_bodies import PhotoSpec
 
 TIMEOUT = httpx.Timeout(30.0, read=120.0)
@@ -125,7 +126,8 @@ def lan_client(target: Target, api_key: str | None = None) -> Iterator[httpx.Cli
     headers = dict(target.lan.headers)
     if api_key:
         headers["x-api-key"] = api_key
-    with httpx.Client(base_url=target.lan.url, headers=headers, timeout=TIMEOUT, follow_redirects=False) as client:
+    with httpx.Client(base_url=target.lan.url, headers=headers, timeout=TIMEOUT, follow_redirects=False,
+                      verify=system_trust()) as client:
         yield client
 
 

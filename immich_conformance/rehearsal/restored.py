@@ -36,6 +36,7 @@ from ..backups.psql_restore import PsqlRestore, has_restore_flow
 from ..backups.restore import RestoreFailed, grant_api_key, restore_backup
 from ..backups.sql_access import PsqlConnection
 from ..targets.base import Target
+from ..trust_store import system_trust
 from .deployments import Deployment
 from .releases import RehearsalError
 
@@ -122,7 +123,8 @@ def restore(deployment: Deployment[Target], request: RestoreRequest,
     except BackupProblem as exc:
         raise RehearsalError(str(exc)) from None
     restored = RestoredLibrary(request)
-    with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=TIMEOUT,
+                      verify=system_trust()) as client:
         flow = has_restore_flow(client)  # False before Immich v2.5: restored with psql below
         if flow:
             progress(f"restoring {request.backup.name} through Immich's maintenance flow")
@@ -291,7 +293,7 @@ def check_restored_asset(client: httpx.Client, asset_id: str, original: Path) ->
 
 
 def _client(target: Target, key: str) -> httpx.Client:
-    return httpx.Client(base_url=target.lan.url, headers={"x-api-key": key}, timeout=TIMEOUT)
+    return httpx.Client(base_url=target.lan.url, headers={"x-api-key": key}, timeout=TIMEOUT, verify=system_trust())
 
 
 def _tables(database: PsqlConnection) -> set[str]:

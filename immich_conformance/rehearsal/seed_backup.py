@@ -21,6 +21,7 @@ from ..backups import copy_library
 from ..procs import WaitTimeout, wait_until
 from ..targets.base import Target
 from ..targets.containers import ContainersSandbox
+from ..trust_store import system_trust
 from ..upload_bodies import MultipartUpload, PhotoSpec
 from .library import seed_library
 
@@ -59,7 +60,8 @@ def seed_backup(out: Path, progress=print, extra_photos: int = 0,  # noqa: ANN00
             upload_photos(target, extra_photos)
             progress(f"uploaded {extra_photos} more photos")
         backups = target.nas_root / "backups"
-        with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=30) as client:
+        with httpx.Client(base_url=target.lan.url, headers={"x-api-key": target.api_key}, timeout=30,
+                          verify=system_trust()) as client:
             answer = client.post("/api/jobs", json={"name": "backup-database"})
             if answer.status_code != 204:
                 raise RuntimeError(f"queueing backup-database answered {answer.status_code}: {answer.text[:200]}")

@@ -13,6 +13,7 @@ import httpx
 from ..access_keys import KeyRing
 from ..immich_client import ImmichClient
 from ..procs import WaitTimeout, wait_until
+from ..trust_store import system_trust
 from .supervision import Death
 
 IMMICH_MEDIA_LOCATION = PurePosixPath("/data")
@@ -188,7 +189,7 @@ class Target(ABC):
         now (the sentinel of ``seen_by``)."""
         sentinel = f"conformance-sentinel-{uuid.uuid4().hex}"
         url = self.sentinel_url(component)
-        httpx.get(f"{url}{'&' if '?' in url else '?'}{sentinel}=1", timeout=10)
+        httpx.get(f"{url}{'&' if '?' in url else '?'}{sentinel}=1", timeout=10, verify=system_trust())
         hint = SENTINEL_HINTS.get(component, "")
         log = wait_until(lambda: (text := self.logs_since(marks).get(component, "")) and sentinel in text and text,
                          timeout=timeout, interval=0.1, what=f"{component}'s log to show the sentinel request{hint}")

@@ -24,6 +24,7 @@ from ..conditions import all_of, port_answers
 from ..kube import CrashLoop, Kube, KubeError
 from ..procs import WaitTimeout, wait_until
 from ..stack_checks.rendering import StackConfigError
+from ..trust_store import system_trust
 from ..versions import IMMICH_IMAGE_NAMES
 from .base import Endpoint, LogMarks, Target, TargetUnsupported
 from .bootstrap import bootstrap_user
@@ -112,7 +113,7 @@ class ClusterTarget(ClusterWorkloads, Target):
             headers = {**self._external.headers, **self.service_token_headers}
             try:
                 ok = self.server_reachable() and httpx.get(f"{self._external.url}/api/server/ping", headers=headers,
-                                                           timeout=3).status_code == 200
+                                                           timeout=3, verify=system_trust()).status_code == 200
             except httpx.HTTPError:
                 ok = False
             if not ok:

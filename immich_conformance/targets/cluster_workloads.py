@@ -15,6 +15,7 @@ from ..conditions import pods_gone, url_answers_ok
 from ..kube import Kube
 from ..netpolicy.probes import connects
 from ..procs import WaitTimeout, wait_until
+from ..trust_store import system_trust
 from .base import Endpoint, TargetUnsupported
 
 ROLLOUT_TIMEOUT = 300.0
@@ -73,7 +74,7 @@ class ClusterWorkloads:
         """Immich answers an authenticated request (one that reads its database) through the NodePort."""
         try:
             return httpx.get(f"{self._lan.url}/api/users/me", headers={"x-api-key": self.api_key},
-                             timeout=3).status_code == 200
+                             timeout=3, verify=system_trust()).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -153,7 +154,7 @@ class ClusterWorkloads:
 
     def server_reachable(self) -> bool:
         try:
-            return httpx.get(f"{self._lan.url}/api/server/ping", timeout=3).status_code == 200
+            return httpx.get(f"{self._lan.url}/api/server/ping", timeout=3, verify=system_trust()).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -20,6 +20,7 @@ import yaml
 from ..immich_client import ImmichClient, json_or_empty
 from ..ledger import Ledger, LedgerBusy
 from ..limits import SERVICE_TOKEN_ID_HEADER, SERVICE_TOKEN_SECRET_HEADER
+from ..trust_store import system_trust
 from ..upload_bodies import MultipartUpload, PhotoSpec
 from .base import Endpoint, Target, TargetUnsupported
 from .credentials import API_KEY_ENV, TOKEN_ID_ENV, TOKEN_SECRET_ENV, secret
@@ -129,7 +130,8 @@ class LiveTarget(Target):
         """Check that Immich accepts the API key and stores its files under media_location before any scenario
         runs."""
         try:
-            response = httpx.get(f"{self._lan.url}/api/users/me", headers={"x-api-key": self._api_key}, timeout=15)
+            response = httpx.get(f"{self._lan.url}/api/users/me", headers={"x-api-key": self._api_key}, timeout=15,
+                                 verify=system_trust())
         except httpx.HTTPError as exc:
             raise LiveSettingsError(f"cannot reach Immich at lan_url {self._lan.url}: {exc}") from None
         if response.status_code == 401:
