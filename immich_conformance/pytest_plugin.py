@@ -190,6 +190,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
         pytest.fail(deaths[0].line, pytrace=False)
 
 
+def _skip_info(reason: str) -> pytest.ExceptionInfo[BaseException]:
+    try:
+        raise pytest.skip.Exception(reason)
+    except pytest.skip.Exception:
+        return pytest.ExceptionInfo.from_current()
+
+
 def _one_line(item: pytest.Item, report: pytest.TestReport, line: str) -> None:
     """Make the failure's report ``line`` alone (no traceback)."""
     try:
@@ -211,11 +218,14 @@ def _death_report(item: pytest.Item, report: pytest.TestReport, deaths: list[Dea
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    unsupported = call.excinfo is not None and call.excinfo.errisinstance(TargetUnsupported)
+    if unsupported:  # reported as pytest's own skip: no failure's traceback is formatted only to be thrown away
+        call.excinfo = _skip_info(str(call.excinfo.value))  # type: ignore[union-attr]
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    if call.excinfo is not None and call.excinfo.errisinstance(TargetUnsupported):
+    if unsupported:
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")  # type: ignore[union-attr]
         return
     target = item.stash.get(SCENARIO_TARGET, None)
     if report.failed and target is not None and (deaths := target.dead_components()):
