@@ -25,6 +25,7 @@ from ..upload_bodies import MultipartUpload, PhotoSpec
 from .base import Endpoint, Target, TargetUnsupported
 from .credentials import API_KEY_ENV, TOKEN_ID_ENV, TOKEN_SECRET_ENV, secret
 
+MEDIA_LOCATION_CHECK = "media_location check"  # the ledger path of the check's photo
 SETTINGS_HELP = f"""\
 A live settings file is YAML with these keys (secrets are not among them: they come from the environment):
   lan_url         required  the NodePort on the node's LAN hostname, e.g. http://immich.home.example:30283
@@ -148,7 +149,7 @@ class LiveTarget(Target):
         image = PhotoSpec.unique()
         checksum = image.sha1_base64()
         ledger = Ledger(Ledger.default_path(self._lan.url), self._lan.url)
-        ledger.intend(checksum, path="media_location check")
+        ledger.intend(checksum, path=MEDIA_LOCATION_CHECK)
         client = self._lan.client(self._api_key)
         try:
             stored = self._stored_path(client, image, checksum, ledger)
