@@ -29,6 +29,7 @@ import psutil
 from benchmarks.process_accounting import Exited, ProcessAccounting
 
 INTERVAL = 0.5
+SAME_START = 1.5  # seconds: an accounting record has its start in whole seconds, psutil in fractions
 
 
 def program_of(name: str, cmdline: list[str]) -> str:
@@ -52,11 +53,10 @@ def program_of(name: str, cmdline: list[str]) -> str:
 
 @dataclass
 class Seen:
-    """One process as last sampled: what it runs, its parent, its start and its CPU time (seconds)."""
+    """One process as last sampled: what it runs, its start and its CPU time (seconds)."""
 
     name: str
     program: str
-    ppid: int
     started: float
     own: float
     first_own: float = 0.0  # what it had spent when first counted: 0 for a process started during the run
@@ -82,7 +82,7 @@ class CpuByProgram:
         self.own_cpu = 0.0
 
     def sample(self) -> None:
-        for proc in psutil.process_iter(["name", "ppid", "cpu_times", "create_time"]):
+        for proc in psutil.process_iter(["name", "cpu_times", "create_time"]):
             try:
                 key, times, name = (proc.pid, proc.info["create_time"]), proc.info["cpu_times"], proc.info["name"]
                 if times is None:
@@ -90,13 +90,12 @@ class CpuByProgram:
                 own = times.user + times.system
                 known = self.seen.get(key)
                 if known is None:
-                    known = self.seen[key] = Seen(name, program_of(name or "?", proc.cmdline()), proc.info["ppid"],
-                                                  key[1], own)
+                    known = self.seen[key] = Seen(name, program_of(name or "?", proc.cmdline()), key[1], own)
                     if key in self.before:
                         known.first_own = own
                 elif known.name != name:  # it ran another program (exec): count it under that one
                     known.name, known.program = name, program_of(name or "?", proc.cmdline())
-                known.own, known.ppid = own, proc.info["ppid"]
+                known.own = own
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
 
@@ -126,12 +125,12 @@ class CpuByProgram:
     @staticmethod
     def seen_as(index: dict[int, list[Seen]], record: Exited) -> Seen | None:
         """The process the sampler saw with the record's pid that started then (the record has whole seconds)."""
-        found = [seen for seen in index.get(record.pid, []) if abs(seen.started - record.started) <= 1.5]
+        found = [seen for seen in index.get(record.pid, []) if abs(seen.started - record.started) <= SAME_START]
         return found[0] if len(found) == 1 else None
 
     @staticmethod
     def parent_of(index: dict[int, list[Seen]], record: Exited, records: dict[int, Exited]) -> str:
-        seen = [s for s in index.get(record.ppid, []) if s.started <= record.started + 1.5]
+        seen = [s for s in index.get(record.ppid, []) if s.started <= record.started + SAME_START]
         if seen:
             return max(seen, key=lambda s: s.started).program
         parent = records.get(record.ppid)

@@ -17,7 +17,6 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 RECORD = struct.Struct("<BBHIIIIIIf8H16s")  # struct acct_v3: 64 bytes
 VERSION = 3
@@ -54,7 +53,7 @@ def parse(data: bytes) -> list[Exited]:
 
 
 class ProcessAccounting:
-    """``with ProcessAccounting(path):`` the kernel accounts every process that ends into ``path``; ``records()``."""
+    """Between ``on()`` and ``off()`` the kernel accounts every process that ends into ``path``; ``records()``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -65,14 +64,6 @@ class ProcessAccounting:
 
     def off(self) -> None:
         self._acct(None)
-
-    def __enter__(self) -> ProcessAccounting:
-        self.on()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.off()
 
     @staticmethod
     def _acct(path: bytes | None) -> None:
