@@ -8,6 +8,7 @@ Real version strings are set with ``-ldflags -X``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from immich_conformance import versions
 
+from . import coredns
 from .errors import ClusterError
 
 PROGRESS_EVERY = 30.0
@@ -47,6 +49,9 @@ class Component:
     cgo: bool = False
     needs_pkg_config: tuple[str, ...] = ()
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Source of a main package of the wrapper module itself (built as "."), for a component assembled from the
+    # module's packages rather than built from one of its commands.
+    main_go: str = ""
 
     @property
     def outputs(self) -> list[str]:
@@ -110,7 +115,8 @@ COMPONENTS: tuple[Component, ...] = (
         name="coredns",
         module="github.com/coredns/coredns",
         version=versions.CLUSTER_COREDNS_VERSION,
-        packages=(Package("github.com/coredns/coredns", "coredns"),),
+        packages=(Package(".", "coredns"),),
+        main_go=coredns.main_package(),
     ),
     Component(
         name="kubernetes",
@@ -197,8 +203,12 @@ class Builder:
         return self.cache_dir / "stamps" / f"{component.name}.json"
 
     def _stamp_content(self, component: Component) -> dict[str, object]:
-        return {"module": component.module, "version": component.version, "outputs": component.outputs,
-                "tags": list(component.tags), "ldflags": list(component.ldflags), "cgo": component.cgo}
+        content: dict[str, object] = {
+            "module": component.module, "version": component.version, "outputs": component.outputs,
+            "tags": list(component.tags), "ldflags": list(component.ldflags), "cgo": component.cgo}
+        if component.main_go:  # only where there is one: the other components' stamps (and caches) stay valid
+            content["main_go"] = hashlib.sha256(component.main_go.encode()).hexdigest()
+        return content
 
     def _is_built(self, component: Component) -> bool:
         try:
@@ -245,6 +255,8 @@ class Builder:
         self.progress(f"[{component.name}] fetching {component.module}@{component.version}")
         go_mod = self._wrapper_go_mod(go, component, env)
         (work / "go.mod").write_text(go_mod)
+        if component.main_go:
+            (work / "main.go").write_text(component.main_go)
         out_tmp = work / "out"
         out_tmp.mkdir()
         argv = [go, "build", "-p", "2", "-o"]

@@ -34,6 +34,20 @@ COREFILE = f"""{layout.CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{
 }}
 """
 
+# The plugins COREFILE uses, and only those, are compiled in: CoreDNS's own way to build with chosen plugins (a
+# `main` package importing them and calling `coremain.Run`; coredns.io, "compile time enabling or disabling
+# plugins"). The release's full plugin list drags in cloud SDKs and tracers this DNS never runs; leaving them out
+# takes about a third off CoreDNS's cold build (measured alone on 2 cores: 125 s -> 79 s). The order in which the
+# plugins run is still CoreDNS's own list (`dnsserver.Directives`), untouched. A test holds this list to COREFILE.
+PLUGINS = ("cache", "errors", "health", "kubernetes", "loadbalance", "ready", "reload", "template")
+
+
+def main_package() -> str:
+    """The ``main.go`` of a CoreDNS with PLUGINS only."""
+    imports = "".join(f'\t_ "github.com/coredns/coredns/plugin/{name}"\n' for name in PLUGINS)
+    return ("// CoreDNS with the plugins of the offline cluster's Corefile only.\npackage main\n\nimport (\n"
+            f'{imports}\n\t"github.com/coredns/coredns/coremain"\n)\n\nfunc main() {{\n\tcoremain.Run()\n}}\n')
+
 
 def coredns_archive(cache_dir: Path, coredns_binary: Path) -> Path:
     """CoreDNS's image archive under ``cache_dir``, packed the first time (the build cache is keyed by version)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from immich_conformance import versions
-from immich_conformance.offline_cluster import ClusterInfo, KubeApi, OfflineCluster, layout, network
+from immich_conformance.offline_cluster import ClusterInfo, KubeApi, OfflineCluster, coredns, layout, network
 from immich_conformance.offline_cluster.machine import MachineSnapshot
 from immich_conformance.offline_cluster.packages import CLUSTER_PACKAGES, TEST_PACKAGES, ensure_packages
 from immich_conformance.procs import wait_until
@@ -209,6 +210,14 @@ def test_cluster_dns_resolves_a_service_name_and_nothing_outside(run: Run, web: 
     assert "NXDOMAIN" in rest and "outside: 1" in rest, logs
     assert "immich-conformance-web" in rest, logs
     assert phase == "Succeeded", logs
+
+
+def test_cluster_dns_is_built_with_the_corefiles_plugins_only(run: Run) -> None:
+    listed = subprocess.run([str(run.cluster.bin / "coredns"), "-plugins"], capture_output=True, text=True,
+                            timeout=30, check=True).stdout
+    plugins = set(listed.split())  # one plugin per line
+    assert set(coredns.PLUGINS) <= plugins, listed
+    assert not {"forward", "route53", "etcd", "trace"} & plugins, listed
 
 
 def test_egress_guard_drops_and_counts_a_pod_reaching_outside(run: Run) -> None:
