@@ -1,4 +1,4 @@
-"""The cluster's CoreDNS is built with the plugins its Corefile uses, no fewer (no cluster needed)."""
+"""The cluster's CoreDNS is built with exactly the plugins its Corefile uses (no cluster needed)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def corefile_directives(corefile: str) -> set[str]:
     return directives
 
 
-def test_the_corefile_parser_sees_each_plugin_once_and_no_plugin_option() -> None:
+def test_the_corefile_parser_sees_the_plugins_and_not_their_options() -> None:
     text = "a:53 {\n    errors\n    kubernetes x {\n        pods insecure\n    }\n}\n.:53 {\n    template ANY ANY {\n" \
            "        rcode NXDOMAIN\n    }\n}\n"
     assert corefile_directives(text) == {"errors", "kubernetes", "template"}
