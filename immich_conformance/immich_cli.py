@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import platform
 import re
 import shutil
 import subprocess
 from pathlib import Path
+
+from immich_conformance.user_cache import suite_cache_dir
 
 CLI_PACKAGE = "@immich/cli"
 CLI_VERSION = "3.2.2"  # the only 3.x release, the one made for Immich v3
@@ -29,8 +30,7 @@ class ImmichCliUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "immich-conformance" / "immich-cli"
+    return suite_cache_dir("immich-cli")
 
 
 def _node_major(node: str) -> int | None:

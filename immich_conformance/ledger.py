@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from .immich_client import ImmichClient, json_or_empty
+from .user_cache import suite_cache_dir
 
 CHECK_BATCH = 500
 DELETE_BATCH = 200
@@ -83,8 +84,7 @@ class Ledger:
 
     @staticmethod
     def default_dir() -> Path:
-        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(cache) / "immich-conformance" / "ledgers"
+        return suite_cache_dir("ledgers")
 
     @classmethod
     def default_path(cls, target_id: str) -> Path:

@@ -22,6 +22,7 @@ import glob
 import os
 import pwd
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from immich_conformance import postgres_template
 from immich_conformance.postgres_memory import release_killed_server_memory
 from immich_conformance.procs import LOOPBACK, ManagedProcess
 
@@ -38,6 +40,12 @@ BINDIR_GLOB = "/usr/lib/postgresql/*/bin"
 INSTALL_HINT = "install the PostgreSQL server: apt-get install postgresql"
 # Linux limits a unix socket path (sun_path) to 107 bytes; the server adds "/.s.PGSQL.<port>" to the directory.
 MAX_SOCKET_PATH = 107
+INITDB_OPTIONS = ("-U", SUPERUSER, "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256",
+                  "--no-instructions")
+# Only loopback TCP (with a password) and the private unix socket (superuser administration) are accepted.
+PG_HBA = ("# TYPE  DATABASE  USER  ADDRESS        METHOD\n"
+          "local   all       all                  trust\n"
+          "host    all       all   127.0.0.1/32   scram-sha-256\n")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -126,7 +134,7 @@ class LocalPostgres:
                     f"{self.data_dir} is not empty and holds no PostgreSQL cluster (no PG_VERSION): "
                     "give an empty or missing directory, or one a previous start created"
                 )
-            self._initdb()
+            self._new_cluster()
         self._remove_stale_pid_file()
         settings = {
             "listen_addresses": self.host,
@@ -309,11 +317,32 @@ class LocalPostgres:
                 "choose a shorter data directory or pass socket_dir="
             )
 
+    def _new_cluster(self) -> None:
+        """A fresh cluster in the empty ``data_dir``: a copy of the machine's template (``postgres_template``), or
+        ``initdb`` when there is none yet, whose result becomes the template. A durable server always runs ``initdb``
+        (which syncs its files; a copy would not)."""
+        if self.durable:
+            self._initdb()
+            return
+        template = postgres_template.template_dir(self.bindir / "postgres", [*INITDB_OPTIONS, PG_HBA])
+        if postgres_template.is_complete(template):
+            try:
+                postgres_template.copy_contents(template, self.data_dir)
+                return
+            except postgres_template.TemplateError:
+                self._empty_data_dir()
+        self._initdb()
+        postgres_template.publish(self.data_dir, template)
+
+    def _empty_data_dir(self) -> None:
+        for child in self.data_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
     def _initdb(self) -> None:
-        argv = [
-            str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "-E", "UTF8", "--locale=C.UTF-8",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions",
-        ]
+        argv = [str(self.bindir / "initdb"), "-D", str(self.data_dir), *INITDB_OPTIONS]
         if not self.durable:
             argv.append("--no-sync")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,12 +351,7 @@ class LocalPostgres:
                                     stdin=subprocess.DEVNULL, timeout=120, check=False)
         if result.returncode != 0:
             raise PostgresError(f"initdb failed for {self.data_dir} (exit {result.returncode}); see {self.log_path}")
-        # Only loopback TCP (with a password) and the private unix socket (superuser administration) are accepted.
-        (self.data_dir / "pg_hba.conf").write_text(
-            "# TYPE  DATABASE  USER  ADDRESS        METHOD\n"
-            "local   all       all                  trust\n"
-            "host    all       all   127.0.0.1/32   scram-sha-256\n"
-        )
+        (self.data_dir / "pg_hba.conf").write_text(PG_HBA)
         account = self._server_account()
         if account is not None:
             os.chown(self.data_dir / "pg_hba.conf", account.pw_uid, account.pw_gid)

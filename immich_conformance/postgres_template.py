@@ -1,0 +1,80 @@
+"""A fresh PostgreSQL data directory made once per machine and copied for each new server (as testing.postgresql's
+initdb cache does), instead of running ``initdb`` at every start of a sandbox.
+
+``initdb`` spends about half a second of CPU (it runs the server several times to fill the catalogs); a copy of its
+result (~40 MB) takes a twentieth of that. The template is the output of ``initdb`` with the suite's ``pg_hba.conf``,
+copied before any server ran on it, in the suite's cache (``postgres-template/<key>``). The key covers the server
+binary (path, size, modification time) and ``initdb``'s options, so a PostgreSQL upgrade or other options make a new
+template. A template appears whole or not at all: it is copied into a folder of its own and renamed into place; when
+two runs make it at once, the first rename wins and the other run drops its copy.
+
+Copies go through ``cp -a``: run as root, it keeps the files' owner (the ``postgres`` user), which Python's
+``shutil.copytree`` does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from immich_conformance.user_cache import suite_cache_dir
+
+MARKERS = ("PG_VERSION", "global/pg_control", "pg_hba.conf")
+
+
+class TemplateError(RuntimeError):
+    """A copy from or to the template failed."""
+
+
+def template_dir(server_binary: Path, initdb_options: Sequence[str]) -> Path:
+    """Where the template for this server binary and these ``initdb`` options lives (it may not exist yet)."""
+    st = server_binary.stat()
+    key = "\0".join([str(server_binary), str(st.st_size), str(st.st_mtime_ns), *initdb_options])
+    return suite_cache_dir("postgres-template") / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def is_complete(folder: Path) -> bool:
+    return all((folder / marker).is_file() for marker in MARKERS)
+
+
+def copy_contents(source: Path, destination: Path) -> None:
+    """Copy what ``source`` holds into the existing folder ``destination``, keeping owners and modes (the folder's
+    own too)."""
+    _cp(f"{source}/.", destination)
+
+
+def _cp(source: str, destination: Path) -> None:
+    result = subprocess.run(["cp", "-a", "--", source, str(destination)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise TemplateError(f"cannot copy {source} to {destination}: {result.stderr.strip()}")
+
+
+def publish(data_dir: Path, template: Path) -> None:
+    """Keep a copy of the fresh cluster in ``data_dir`` as ``template``, unless another run has published it first.
+
+    A failure here costs only the next start's ``initdb``: it is not raised."""
+    if is_complete(template):
+        return
+    _drop_abandoned(template.parent)
+    staging = template.parent / f".{template.name}.{os.getpid()}"
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        _cp(str(data_dir), staging)
+        os.rename(staging, template)
+    except (OSError, TemplateError):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _drop_abandoned(parent: Path) -> None:
+    """Remove the staging folders of runs that died while publishing (their process is gone)."""
+    with contextlib.suppress(OSError):
+        for staging in parent.glob(".*.*"):
+            pid = staging.name.rsplit(".", 1)[-1]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                shutil.rmtree(staging, ignore_errors=True)
