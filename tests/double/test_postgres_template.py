@@ -97,3 +97,23 @@ def test_a_run_that_died_publishing_leaves_nothing_for_the_next(run_dir: Path, o
     server.start().stop()
     assert postgres_template.is_complete(template)
     assert [p.name for p in template.parent.iterdir()] == [template.name]
+
+
+def test_a_copy_that_fails_halfway_falls_back_to_initdb(
+        run_dir: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _server(run_dir, "template-made").start().stop()
+    real_copy = postgres_template.copy_contents
+
+    def halfway(source: Path, destination: Path) -> None:
+        real_copy(source / "base", destination)  # some of it, then a failure (a full disk, a file gone)
+        raise postgres_template.TemplateError(f"cannot copy {source} to {destination}: No space left on device")
+
+    monkeypatch.setattr(postgres_template, "copy_contents", halfway)
+    runs = _initdb_runs(monkeypatch)
+    server = _server(run_dir, "template-copy-failed").start()
+    try:
+        assert runs == [server.data_dir]
+        with psycopg.connect(server.admin_conninfo()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
