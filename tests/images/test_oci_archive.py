@@ -214,9 +214,9 @@ def test_containerd_imports_and_runs_a_built_image(containerd: PrivateContainerd
         pytest.skip("runc or containerd-shim-runc-v2 is missing: the image was imported but not run")
     ran = containerd.run("run", "--rm", redis.ref, "images-test-redis", "valkey-cli", "--version")
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.startswith("redis-cli 7.")
+    assert ran.stdout.startswith("redis-cli 7."), f"stdout {ran.stdout!r}, stderr {ran.stderr!r}"
     who = containerd.run("run", "--rm", redis.ref, "images-test-redis-user", "id", "-u")
-    assert who.stdout.strip() == str(NONROOT_UID)
+    assert who.stdout.strip() == str(NONROOT_UID), f"stdout {who.stdout!r}, stderr {who.stderr!r}"
 
 
 @pytest.mark.slow
