@@ -17,7 +17,6 @@ Copies go through ``cp -a``: run as root, it keeps the files' owner (the ``postg
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -25,6 +24,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from immich_conformance import run_folders
 from immich_conformance.user_cache import suite_cache_dir
 
 MARKERS = ("PG_VERSION", "global/pg_control", "pg_hba.conf")
@@ -60,24 +60,20 @@ def _cp(source: str, destination: Path) -> None:
 def publish(data_dir: Path, template: Path) -> None:
     """Keep a copy of the fresh cluster in ``data_dir`` as ``template``, unless another run has published it first.
 
-    A failure here costs only the next start's ``initdb``: it is not raised."""
+    The copy is made inside a folder marked as this process's (``run_folders``), so that what a run killed while
+    copying leaves is removed by the next one. A failure here costs only the next start's ``initdb``: it is not
+    raised."""
     if is_complete(template):
         return
-    _drop_abandoned(template.parent)
-    staging = template.parent / f".{template.name}.{os.getpid()}"
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        _cp(str(data_dir), staging)
-        os.rename(staging, template)
+        staging = run_folders.fresh(f".{template.name}.", template.parent)
+    except OSError:
+        return
+    try:
+        _cp(str(data_dir), staging / "data")
+        os.rename(staging / "data", template)
     except (OSError, TemplateError):
+        pass
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _drop_abandoned(parent: Path) -> None:
-    """Remove the staging folders of runs that died while publishing (their process is gone)."""
-    with contextlib.suppress(OSError):
-        for staging in parent.glob(".*.*"):
-            pid = staging.name.rsplit(".", 1)[-1]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                shutil.rmtree(staging, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The suite's folder in the user's cache: ``$XDG_CACHE_HOME/immich-conformance`` (default ``~/.cache/...``).
 
-What is kept there between runs (the Immich CLI, the ledgers, the PostgreSQL template) is the suite's own and can be
-deleted at any time: the next run makes it again."""
+What is kept there between runs is the suite's own: the Immich CLI and the PostgreSQL template (either can be deleted at
+any time: the next run makes it again), and the ledgers (which record what runs uploaded, for the next run to clean
+up: keep them)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import pytest
 from immich_conformance import postgres_template
 from immich_conformance.postgres import INITDB_OPTIONS, PG_HBA, LocalPostgres
 from immich_conformance.procs import free_port
+from tests.test_run_folders import made_by_a_process_now_gone
 
 
 @pytest.fixture()
@@ -92,11 +93,14 @@ def test_other_binaries_or_options_make_another_template(tmp_path: Path) -> None
 def test_a_run_that_died_publishing_leaves_nothing_for_the_next(run_dir: Path, own_cache: Path) -> None:
     server = _server(run_dir, "template-after-a-dead-run")
     template = postgres_template.template_dir(server.bindir / "postgres", [*INITDB_OPTIONS, PG_HBA])
-    dead = template.parent / f".{template.name}.999999999"  # above the kernel's pid_max: no such process
-    (dead / "base").mkdir(parents=True)
+    template.parent.mkdir(parents=True)
+    left = made_by_a_process_now_gone(template.parent, f".{template.name}.")
+    unmarked = template.parent / f".{template.name}.not-ours"  # no run's mark: never touched
+    unmarked.mkdir()
     server.start().stop()
     assert postgres_template.is_complete(template)
-    assert [p.name for p in template.parent.iterdir()] == [template.name]
+    assert sorted(p.name for p in template.parent.iterdir()) == sorted([template.name, unmarked.name])
+    assert not left.exists()
 
 
 def test_a_copy_that_fails_halfway_falls_back_to_initdb(
