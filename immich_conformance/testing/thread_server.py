@@ -53,6 +53,11 @@ class ThreadedServer:
         self._runner = web.AppRunner(self.make_app(), access_log=None, handler_cancellation=True)
         await self._runner.setup()
         if self._socket is not None:
-            await web.SockSite(self._runner, self._socket, ssl_context=self._ssl).start()
+            await self._serve_on(self._socket)
         else:
             await web.TCPSite(self._runner, LOOPBACK, self.port, ssl_context=self._ssl).start()
+
+    async def _serve_on(self, sock: socket.socket) -> None:
+        """Serve the app on a bound socket (in the server's thread)."""
+        assert self._runner is not None
+        await web.SockSite(self._runner, sock, ssl_context=self._ssl).start()

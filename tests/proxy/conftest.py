@@ -12,8 +12,9 @@ import pytest
 
 from immich_conformance.access_keys import KeyRing
 from immich_conformance.origin_proxy import OriginProxy, ProxySettings
+from immich_conformance.procs import wait_until
 from immich_conformance.testing.jwks_endpoint import ControllableJwks
-from immich_conformance.testing.recording_upstream import RecordingUpstream
+from immich_conformance.testing.recording_upstream import RecordingUpstream, Seen
 from immich_conformance.tls import write_server_files
 
 TEAM = "proxytest.cloudflareaccess.com"
@@ -46,10 +47,11 @@ def upstream() -> Iterator[RecordingUpstream]:
 
 
 def proxy_settings(jwks: ControllableJwks, upstream: RecordingUpstream, pki: dict[str, Path]) -> ProxySettings:
+    """Settings for a proxy in front of ``upstream``, through a door of its own (see ``settled``)."""
     return ProxySettings(
         team_domain=TEAM,
         aud=AUD,
-        upstream=upstream.address,
+        upstream=upstream.listen(),
         jwks_url=jwks.url,
         jwks_connect=jwks.connect,
         jwks_ca_file=pki["ca"],
@@ -64,11 +66,45 @@ def proxy(
         yield running
 
 
+def accounted(proxy: OriginProxy, upstream: RecordingUpstream) -> list[Seen] | None:
+    """What Immich received from ``proxy``, if all of it is known now; None while some of it may still come.
+
+    All is known when the proxy has no request open upstream, the upstream has accepted every connection the proxy
+    opened and processed the end of every one it closed, and each recorded request has ended. Envoy being idle is not
+    enough: a request it cut may still wait, unread, in the kernel.
+    """
+    stats = proxy.stats()
+    door = upstream.door(proxy.settings.upstream)
+    seen = upstream.snapshot()
+    quiet = (
+        stats["cluster.immich.upstream_rq_active"] == 0
+        and door.accepted == stats["cluster.immich.upstream_cx_total"]
+        and door.open == stats["cluster.immich.upstream_cx_active"]
+    )
+    return seen if quiet and all(s.ended for s in seen) else None
+
+
+def settled(proxy: OriginProxy, upstream: RecordingUpstream) -> list[Seen]:
+    """What Immich received from ``proxy``, once all of it is known."""
+
+    def probe() -> tuple[list[Seen]] | None:
+        seen = accounted(proxy, upstream)
+        return None if seen is None else (seen,)
+
+    return wait_until(probe, timeout=10, what="everything the proxy sent upstream to be read")[0]
+
+
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with an empty record, and ends once what its proxies sent is read: a late request is never
+    recorded in the next test."""
     if "upstream" in request.fixturenames:
         request.getfixturevalue("upstream").reset()
     yield
+    if "upstream" in request.fixturenames:
+        upstream = request.getfixturevalue("upstream")
+        for proxy in [v for v in request.node.funcargs.values() if isinstance(v, OriginProxy) and v.process.alive()]:
+            settled(proxy, upstream)
     if "jwks" in request.fixturenames:
         request.getfixturevalue("jwks").available = True
 

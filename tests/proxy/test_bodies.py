@@ -11,6 +11,8 @@ from immich_conformance.origin_proxy import OriginProxy
 from immich_conformance.testing import rawhttp
 from immich_conformance.testing.recording_upstream import RecordingUpstream
 
+from .conftest import settled
+
 GIB = 1024**3
 
 
@@ -18,8 +20,8 @@ def send(proxy: OriginProxy, headers: dict[str, str], body=(), **kwargs) -> rawh
     return rawhttp.request("127.0.0.1", proxy.port, "POST", "/api/assets", headers, body, **kwargs)
 
 
-def complete_requests(upstream: RecordingUpstream) -> list[int]:
-    return [s.body_bytes for s in upstream.snapshot() if s.complete]
+def complete_requests(proxy: OriginProxy, upstream: RecordingUpstream) -> list[int]:
+    return [s.body_bytes for s in settled(proxy, upstream) if s.complete]
 
 
 @pytest.mark.slow
@@ -29,7 +31,7 @@ def test_body_of_exactly_the_limit_is_forwarded_whole(
     response = send(proxy, {JWT_HEADER: token(), "Content-Length": str(MAX_BODY_BYTES)},
                     rawhttp.zeros(MAX_BODY_BYTES))
     assert response.status == 200
-    assert complete_requests(upstream) == [MAX_BODY_BYTES]
+    assert complete_requests(proxy, upstream) == [MAX_BODY_BYTES]
 
 
 def test_limit_plus_one_is_refused_before_any_byte_reaches_immich(
@@ -38,7 +40,7 @@ def test_limit_plus_one_is_refused_before_any_byte_reaches_immich(
     response = send(proxy, {JWT_HEADER: token(), "Content-Length": str(MAX_BODY_BYTES + 1)},
                     rawhttp.zeros(MAX_BODY_BYTES + 1))
     assert response.status == 413
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
     assert response.sent < MAX_BODY_BYTES
 
 
@@ -47,7 +49,7 @@ def test_one_gib_content_length_is_refused_at_once(
 ) -> None:
     response = send(proxy, {JWT_HEADER: token(), "Content-Length": str(GIB)}, rawhttp.zeros(GIB))
     assert response.status == 413
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
     assert response.sent < 64 * 1024 * 1024, "the proxy kept reading a body it had already refused"
 
 
@@ -56,7 +58,7 @@ def test_missing_token_with_a_huge_body_is_403_and_not_forwarded(
 ) -> None:
     response = send(proxy, {"Content-Length": str(GIB)}, rawhttp.zeros(GIB))
     assert response.status == 403
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
 
 
 def test_small_chunked_body_is_forwarded(
@@ -65,7 +67,7 @@ def test_small_chunked_body_is_forwarded(
     response = send(proxy, {JWT_HEADER: token(), "Transfer-Encoding": "chunked"},
                     rawhttp.chunked(rawhttp.zeros(3 * 1024 * 1024 + 17)))
     assert response.status == 200
-    assert complete_requests(upstream) == [3 * 1024 * 1024 + 17]
+    assert complete_requests(proxy, upstream) == [3 * 1024 * 1024 + 17]
 
 
 @pytest.mark.slow
@@ -75,8 +77,8 @@ def test_chunked_body_over_the_limit_never_completes_at_immich(
     response = send(proxy, {JWT_HEADER: token(), "Transfer-Encoding": "chunked"},
                     rawhttp.chunked(rawhttp.zeros(MAX_BODY_BYTES + 1024 * 1024)))
     assert response.status in (413, None), "the request must fail: 413 or a cut connection"
-    assert complete_requests(upstream) == []
-    assert all(s.body_bytes <= MAX_BODY_BYTES for s in upstream.snapshot())
+    assert complete_requests(proxy, upstream) == []
+    assert all(s.body_bytes <= MAX_BODY_BYTES for s in settled(proxy, upstream))
 
 
 def test_content_length_with_transfer_encoding_is_refused(
@@ -88,7 +90,7 @@ def test_content_length_with_transfer_encoding_is_refused(
         rawhttp.chunked([b"hello"]),
     )
     assert response.status == 400
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
 
 
 def test_expect_continue_over_the_limit_gets_413_without_100(
@@ -99,7 +101,7 @@ def test_expect_continue_over_the_limit_gets_413_without_100(
     assert response.status == 413
     assert response.interim == []
     assert response.sent == 0
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
 
 
 def test_expect_continue_within_the_limit_is_served(
@@ -109,7 +111,7 @@ def test_expect_continue_within_the_limit_is_served(
                     [bytes(1024)], wait_for_continue=True)
     assert response.interim == [100]
     assert response.status == 200
-    assert complete_requests(upstream) == [1024]
+    assert complete_requests(proxy, upstream) == [1024]
 
 
 def test_slow_body_is_forwarded_whole(
@@ -118,4 +120,4 @@ def test_slow_body_is_forwarded_whole(
     parts = [bytes(4096)] * 12
     response = send(proxy, {JWT_HEADER: token(), "Content-Length": str(4096 * 12)}, parts, pause=0.25)
     assert response.status == 200
-    assert complete_requests(upstream) == [4096 * 12]
+    assert complete_requests(proxy, upstream) == [4096 * 12]

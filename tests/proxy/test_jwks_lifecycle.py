@@ -17,7 +17,7 @@ from immich_conformance.procs import wait_until
 from immich_conformance.testing.jwks_endpoint import ControllableJwks
 from immich_conformance.testing.recording_upstream import RecordingUpstream
 
-from .conftest import AUD, TEAM, proxy_settings
+from .conftest import AUD, TEAM, proxy_settings, settled
 
 CACHE_SECONDS = 2
 
@@ -63,7 +63,7 @@ def test_jwks_down_at_start_fails_closed_then_recovers(rig_factory) -> None:  # 
     rig = rig_factory(jwks_up=False)
     token = rig.ring.mint(AUD, common_name="ci.access")
     assert rig.status(token) == 403
-    assert rig.upstream.snapshot() == []
+    assert settled(rig.proxy, rig.upstream) == []
     rig.jwks.available = True
     rig.wait_status(token, 200, timeout=15)
 

@@ -15,7 +15,7 @@ from immich_conformance.origin_proxy import OriginProxy
 from immich_conformance.testing import rawhttp
 from immich_conformance.testing.recording_upstream import RecordingUpstream
 
-from .conftest import AUD, TEAM, now
+from .conftest import AUD, TEAM, now, settled
 
 Headers = list[tuple[str, str]]
 
@@ -80,7 +80,7 @@ def test_refused_tokens_never_reach_immich(
     response = rawhttp.request("127.0.0.1", proxy.port, "GET", "/api/server/ping", REFUSED[case](ring, token))
     assert response.status == 403, response.body
     assert len(response.body) < 200 and b"Traceback" not in response.body
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
 
 
 ACCEPTED: dict[str, Callable[[KeyRing, Callable[..., str]], Headers]] = {
@@ -99,7 +99,7 @@ def test_valid_tokens_are_served(
 ) -> None:
     response = rawhttp.request("127.0.0.1", proxy.port, "GET", "/api/server/ping", ACCEPTED[case](ring, token))
     assert response.status == 200, response.body
-    [seen] = upstream.snapshot()
+    [seen] = settled(proxy, upstream)
     assert seen.path == "/api/server/ping"
 
 
@@ -111,7 +111,7 @@ def test_valid_token_on_every_method(
     response = httpx.request(method, f"{proxy.url}/api/assets", headers={JWT_HEADER: token()}, content=body,
                              timeout=10)
     assert response.status_code == 200
-    [seen] = upstream.snapshot()
+    [seen] = settled(proxy, upstream)
     assert (seen.method, seen.path, seen.complete) == (method, "/api/assets", True)
     assert seen.body_bytes == (2 if body else 0)
 
@@ -121,7 +121,7 @@ def test_missing_token_on_every_method(method: str, proxy: OriginProxy, upstream
     response = httpx.request(method, f"{proxy.url}/api/assets", content=b"x" * 1024 if method == "POST" else None,
                              timeout=10)
     assert response.status_code == 403
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
 
 
 def test_forwarded_headers_as_immich_asks(
@@ -134,7 +134,7 @@ def test_forwarded_headers_as_immich_asks(
         timeout=10,
     )
     assert response.status_code == 200
-    [seen] = upstream.snapshot()
+    [seen] = settled(proxy, upstream)
     assert seen.headers["Host"] == "photos.example.test"
     assert seen.headers["X-Forwarded-Proto"] == "https"
     assert seen.headers["X-Forwarded-For"].split(",")[0].strip() == "203.0.113.7"
@@ -147,4 +147,4 @@ def test_range_requests_pass(token: Callable[..., str], proxy: OriginProxy, upst
                          timeout=10)
     assert response.status_code == 206
     assert response.content == bytes(range(10))
-    assert upstream.snapshot()[0].headers["Range"] == "bytes=0-9"
+    assert settled(proxy, upstream)[0].headers["Range"] == "bytes=0-9"

@@ -17,12 +17,11 @@ from websockets.sync.client import connect
 
 from immich_conformance.limits import JWT_HEADER, MAX_BODY_BYTES
 from immich_conformance.origin_proxy import OriginProxy
-from immich_conformance.procs import wait_until
 from immich_conformance.testing import rawhttp
 from immich_conformance.testing.jwks_endpoint import ControllableJwks
 from immich_conformance.testing.recording_upstream import RecordingUpstream, Seen
 
-from .conftest import proxy_settings
+from .conftest import proxy_settings, settled
 
 LIMIT = 1024 * 1024
 OVER = LIMIT + 256 * 1024
@@ -57,17 +56,6 @@ def send(proxy: OriginProxy, method: str, path: str, headers: list[tuple[str, st
     else:
         body = ()
     return rawhttp.request("127.0.0.1", proxy.port, method, path, headers, body, timeout=15)
-
-
-def settled(proxy: OriginProxy, upstream: RecordingUpstream) -> list[Seen]:
-    """What Immich received, once the proxy has no request open to it and the upstream is done with each one."""
-
-    def done() -> list[list[Seen]] | None:
-        seen = upstream.snapshot()
-        idle = proxy.stats()["cluster.immich.upstream_rq_active"] == 0
-        return [seen] if idle and all(s.ended for s in seen) else None
-
-    return wait_until(done, timeout=10, what="the proxy's upstream requests to end")[0]
 
 
 def assert_nothing_past_the_limit(received: list[Seen], limit: int) -> None:

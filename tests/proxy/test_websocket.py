@@ -12,6 +12,8 @@ from immich_conformance.limits import JWT_HEADER
 from immich_conformance.origin_proxy import OriginProxy
 from immich_conformance.testing.recording_upstream import RecordingUpstream
 
+from .conftest import settled
+
 PATH = "/api/socket.io/?EIO=4&transport=websocket"
 
 
@@ -28,7 +30,7 @@ def test_websocket_with_a_token_is_upgraded_and_passes_frames(
         big = bytes(2 * 1024 * 1024)
         ws.send(big)
         assert ws.recv(timeout=10) == f"binary {len(big)}"
-    [seen] = upstream.snapshot()
+    [seen] = settled(proxy, upstream)
     assert seen.websocket_messages == ["40"]
 
 
@@ -36,7 +38,7 @@ def test_websocket_without_a_token_is_refused(proxy: OriginProxy, upstream: Reco
     with pytest.raises(InvalidStatus) as refused, connect(ws_url(proxy), open_timeout=10):
         pass
     assert refused.value.response.status_code == 403
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
 
 
 def test_websocket_with_an_expired_token_is_refused(
@@ -50,4 +52,4 @@ def test_websocket_with_an_expired_token_is_refused(
     ):
         pass
     assert refused.value.response.status_code == 403
-    assert upstream.snapshot() == []
+    assert settled(proxy, upstream) == []
