@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -12,7 +12,7 @@ import httpx
 from . import STACK_DIR
 from .conditions import url_answers_ok
 from .limits import MAX_BODY_BYTES
-from .procs import LOOPBACK, ManagedProcess, free_port
+from .procs import LOOPBACK, ManagedProcess, free_ports
 from .trust_store import system_trust
 
 PROXY_DIR = STACK_DIR / "base" / "origin-proxy"
@@ -45,7 +45,7 @@ def envoy_binary() -> str:
 
 @dataclass
 class ProxySettings:
-    """The settings start.sh reads; ports default to free loopback ports."""
+    """The settings start.sh reads; a port left at 0 becomes a free loopback port, different from the others."""
 
     team_domain: str
     aud: str
@@ -55,11 +55,17 @@ class ProxySettings:
     jwks_ca_file: Path | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     jwks_cache_seconds: int | None = None
-    listen_port: int = field(default_factory=free_port)
-    health_port: int = field(default_factory=free_port)
-    admin_port: int = field(default_factory=free_port)
+    listen_port: int = 0
+    health_port: int = 0
+    admin_port: int = 0
     concurrency: int = 2
     listen_address: str = LOOPBACK
+
+    def __post_init__(self) -> None:
+        chosen = iter(free_ports(3))
+        for name in ("listen_port", "health_port", "admin_port"):
+            if not getattr(self, name):
+                setattr(self, name, next(chosen))
 
     def env(self, render_dir: Path) -> dict[str, str]:
         env = {

@@ -57,9 +57,17 @@ def wait_until(
 
 def free_port(host: str = LOOPBACK) -> int:
     """A TCP port that was free on ``host`` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` different TCP ports that were free on ``host`` a moment ago. They are held together while chosen: one
+    at a time, the kernel may give a port it has just given again (about 30 times in 1 000 here)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for s in sockets:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 # What a process prints when the port it was given was taken before it could bind it (Python, aiohttp, Envoy,

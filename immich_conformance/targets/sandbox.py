@@ -26,7 +26,7 @@ from ..conditions import ports_answer, url_answers_ok
 from ..limits import SERVICE_TOKEN_ID_HEADER, SERVICE_TOKEN_SECRET_HEADER
 from ..origin_proxy import OriginProxy, ProxySettings
 from ..postgres import LocalPostgres
-from ..procs import LOOPBACK, ManagedProcess, ProcessDied, WaitTimeout, free_port, port_taken
+from ..procs import LOOPBACK, ManagedProcess, ProcessDied, WaitTimeout, free_ports, port_taken
 from ..tls import write_server_files
 from . import sandbox_nas
 from .base import Endpoint, LogMarks, Target
@@ -178,7 +178,8 @@ class Sandbox(Target):
     def _start_once(self) -> None:
         for folder in (self.nas, self.internal_drive, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
-        ports = {name: free_port() for name in ("edge", "team", "immich", "postgres", "redis")}
+        names = ("edge", "team", "immich", "postgres", "redis", "proxy", "proxy-health", "proxy-admin")
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         tls = write_server_files(self.workdir / "pki", [TEAM_DOMAIN])
         self.key_ring_file = self.workdir / "access-keys.json"
         KeyRing.generate(TEAM_DOMAIN, count=2).save(self.key_ring_file)
@@ -191,6 +192,9 @@ class Sandbox(Target):
                 jwks_url=jwks_url_for(f"{TEAM_DOMAIN}:{ports['team']}"),
                 jwks_connect=f"{LOOPBACK}:{ports['team']}",
                 jwks_ca_file=tls.ca_file,
+                listen_port=ports["proxy"],
+                health_port=ports["proxy-health"],
+                admin_port=ports["proxy-admin"],
             ),
             self.workdir / "origin-proxy",
         )

@@ -26,11 +26,11 @@ def taken_port() -> Iterator[int]:
 def test_a_port_taken_before_its_component_binds_it_is_replaced(monkeypatch, taken_port, tmp_path) -> None:
     calls: list[int] = []
 
-    def first_port_taken(host: str = procs.LOOPBACK) -> int:
+    def first_port_taken(count: int, host: str = procs.LOOPBACK) -> list[int]:
         calls.append(1)
-        return taken_port if len(calls) == 1 else procs.free_port(host)
+        return [taken_port, *procs.free_ports(count - 1, host)] if len(calls) == 1 else procs.free_ports(count, host)
 
-    monkeypatch.setattr(sandbox_module, "free_port", first_port_taken)
+    monkeypatch.setattr(sandbox_module, "free_ports", first_port_taken)
     notes: list[str] = []
     with Sandbox(tmp_path / "sb", progress=notes.append) as sandbox:
         assert httpx.get(f"{sandbox.lan.url}/api/server/ping", timeout=5).status_code == 200
@@ -41,7 +41,8 @@ def test_a_port_taken_before_its_component_binds_it_is_replaced(monkeypatch, tak
 
 
 def test_every_attempt_losing_a_port_says_so(monkeypatch, taken_port, tmp_path) -> None:
-    monkeypatch.setattr(sandbox_module, "free_port", lambda host=procs.LOOPBACK: taken_port)
+    monkeypatch.setattr(sandbox_module, "free_ports",
+                        lambda count, host=procs.LOOPBACK: [taken_port, *procs.free_ports(count - 1, host)])
     notes: list[str] = []
     with pytest.raises(SandboxError) as raised:
         Sandbox(tmp_path / "sb", progress=notes.append).start()
