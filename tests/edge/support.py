@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 
 import immich_conformance
 from immich_conformance.access_keys import KeyRing
-from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, port_open
+from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, free_ports, port_open
 
 PUBLIC_HOST = "photos.example.test"
 TEAM_DOMAIN = "sandbox-team.cloudflareaccess.test"  # a reserved name: nothing here can resolve it
@@ -211,15 +211,16 @@ def write_edge_config(
     ring = ring or KeyRing.generate(TEAM_DOMAIN)
     ring_path = directory / "key-ring.json"
     ring.save(ring_path)
+    listen_port, team_port = free_ports(2)
     config: dict[str, Any] = {
-        "listen": f"{LOOPBACK}:{free_port()}",
+        "listen": f"{LOOPBACK}:{listen_port}",
         "public_hostname": PUBLIC_HOST,
         "origin_url": origin.url,
         "team_domain": TEAM_DOMAIN,
         "aud": AUD,
         "key_ring_file": str(ring_path),
         "service_tokens": [{"client_id": TOKEN_ID, "client_secret": TOKEN_SECRET, "name": TOKEN_NAME}],
-        "team_listen": f"{LOOPBACK}:{free_port()}",
+        "team_listen": f"{LOOPBACK}:{team_port}",
         "team_tls_cert": str(tls_dir / "cert.pem"),
         "team_tls_key": str(tls_dir / "key.pem"),
         **overrides,

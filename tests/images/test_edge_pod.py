@@ -23,7 +23,7 @@ from immich_conformance.access_keys import KeyRing
 from immich_conformance.edge.config import parse_config
 from immich_conformance.images.edge_pod import LaunchError, plan_relays
 from immich_conformance.limits import JWT_HEADER, SERVICE_TOKEN_ID_HEADER, SERVICE_TOKEN_SECRET_HEADER
-from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, port_open
+from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, free_ports, port_open
 from immich_conformance.testing.recording_upstream import RecordingUpstream
 from immich_conformance.tls import write_server_files
 
@@ -48,8 +48,9 @@ def _config(tmp: Path, origin_port: int) -> dict[str, object]:
     tls = write_server_files(tmp / "tls", [TEAM])
     ring_file = tmp / "ring.json"
     KeyRing.generate(TEAM).save(ring_file)
+    listen_port, team_port = [port for port in free_ports(3) if port != origin_port][:2]
     return {
-        "listen": f"{LOOPBACK}:{free_port()}", "team_listen": f"{LOOPBACK}:{free_port()}",
+        "listen": f"{LOOPBACK}:{listen_port}", "team_listen": f"{LOOPBACK}:{team_port}",
         "origin_url": f"http://{LOOPBACK}:{origin_port}", "public_hostname": HOST, "team_domain": TEAM, "aud": AUD,
         "key_ring_file": str(ring_file), "service_tokens": [TOKEN], "team_tls_cert": str(tls.cert_file),
         "team_tls_key": str(tls.key_file),

@@ -20,7 +20,7 @@ import pytest
 
 from immich_conformance.images.edge_material import prepare_edge_material
 from immich_conformance.images.recipes import NONROOT_UID, POSTGRES_UID, RECIPES, BuildOptions
-from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, port_open, wait_until
+from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, free_ports, port_open, wait_until
 from immich_conformance.testing.recording_upstream import RecordingUpstream
 from immich_conformance.versions import ENVOY_VERSION, IMMICH_VERSION
 
@@ -203,14 +203,14 @@ def test_edge_standin_image_runs_the_pod_launcher_as_its_non_root_user(image_roo
                     ignore=shutil.ignore_patterns("*.json", "*.pem"))
     material = prepare_edge_material(component)
     origin = RecordingUpstream().start()
-    app_port, team_port = free_port(), free_port()
+    app_port, team_port, listen_port, team_listen_port, relay_port = free_ports(5)
     try:
         with writable_view(image_rootfs("edge-standin"), tmp_path / "view") as root:
             mounted = root / "etc/edge-standin"
             config = json.loads((material.secrets_dir / "edge.json").read_text())
             # the fixed in-pod ports could be taken on this machine: the view gets free ones
-            config.update(listen=f"{LOOPBACK}:{free_port()}", team_listen=f"{LOOPBACK}:{free_port()}",
-                          origin_url=f"http://{LOOPBACK}:{free_port()}")
+            config.update(listen=f"{LOOPBACK}:{listen_port}", team_listen=f"{LOOPBACK}:{team_listen_port}",
+                          origin_url=f"http://{LOOPBACK}:{relay_port}")
             (mounted / "edge.json").write_text(json.dumps(config))
             for source, key in (("access-keys.json", "access-keys.json"), ("cert.pem", "tls.crt"),
                                 ("key.pem", "tls.key")):
