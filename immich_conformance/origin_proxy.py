@@ -45,7 +45,7 @@ def envoy_binary() -> str:
 
 @dataclass
 class ProxySettings:
-    """The settings start.sh reads; a port left at 0 becomes a free loopback port, different from the others."""
+    """The settings start.sh reads; the ports left at 0 are chosen together: free loopback ports, all different."""
 
     team_domain: str
     aud: str
@@ -62,10 +62,9 @@ class ProxySettings:
     listen_address: str = LOOPBACK
 
     def __post_init__(self) -> None:
-        chosen = iter(free_ports(3))
-        for name in ("listen_port", "health_port", "admin_port"):
-            if not getattr(self, name):
-                setattr(self, name, next(chosen))
+        unset = [name for name in ("listen_port", "health_port", "admin_port") if not getattr(self, name)]
+        for name, port in zip(unset, free_ports(len(unset)), strict=True):
+            setattr(self, name, port)
 
     def env(self, render_dir: Path) -> dict[str, str]:
         env = {

@@ -6,6 +6,7 @@ be recorded later, in another test.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,27 +40,27 @@ def test_a_request_cut_before_immich_read_it_is_waited_for(
     client keeps one connection throughout, so that Envoy keeps the same worker and that worker's upstream connection.
     """
     proxy = own_proxy
-    client = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
-    if kept_alive:
-        client.request("GET", "/api/server/ping", headers={JWT_HEADER: token()})
-        assert client.getresponse().read() == b'{"received": 0}'
-        settled(proxy, upstream)
-        upstream.reset()
-    forwarded = proxy.stats()["cluster.immich.upstream_rq_total"] + 1
-    with upstream.held():
-        client.putrequest("POST", "/api/assets")
-        client.putheader(JWT_HEADER, token())
-        client.putheader("Content-Length", "4096")
-        client.endheaders(bytes(1024))
-        wait_until(lambda: proxy.stats()["cluster.immich.upstream_rq_total"] == forwarded, timeout=10,
-                   what="the proxy to forward the request")
-        client.close()
-        wait_until(lambda: proxy.stats()["cluster.immich.upstream_cx_destroy"] == 1, timeout=10,
-                   what="the proxy to close its connection upstream, the client gone")
-        assert proxy.stats()["cluster.immich.upstream_cx_total"] == 1, "one upstream connection throughout"
-        assert upstream.snapshot() == []
-        assert accounted(proxy, upstream) is None, "the cut request is still unread, so nothing is known yet"
-    assert [(s.path, s.body_bytes, s.complete) for s in settled(proxy, upstream)] == [("/api/assets", 1024, False)]
+    with contextlib.closing(http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)) as client:
+        if kept_alive:
+            client.request("GET", "/api/server/ping", headers={JWT_HEADER: token()})
+            assert client.getresponse().read() == b'{"received": 0}'
+            settled(proxy, upstream)
+            upstream.reset()
+        forwarded = proxy.stats()["cluster.immich.upstream_rq_total"] + 1
+        with upstream.held():
+            client.putrequest("POST", "/api/assets")
+            client.putheader(JWT_HEADER, token())
+            client.putheader("Content-Length", "4096")
+            client.endheaders(bytes(1024))
+            wait_until(lambda: proxy.stats()["cluster.immich.upstream_rq_total"] == forwarded, timeout=10,
+                       what="the proxy to forward the request")
+            client.close()
+            wait_until(lambda: proxy.stats()["cluster.immich.upstream_cx_destroy"] == 1, timeout=10,
+                       what="the proxy to close its connection upstream, the client gone")
+            assert proxy.stats()["cluster.immich.upstream_cx_total"] == 1, "one upstream connection throughout"
+            assert upstream.snapshot() == []
+            assert accounted(proxy, upstream) is None, "the cut request is still unread, so nothing is known yet"
+        assert [(s.path, s.body_bytes, s.complete) for s in settled(proxy, upstream)] == [("/api/assets", 1024, False)]
 
 
 def test_each_proxy_has_a_door_of_its_own(
