@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from ..procs import LOOPBACK
-from .thread_server import ThreadedServer
+from .thread_server import ThreadedServer, bound_loopback_socket
 
 RANGE_PAYLOAD = bytes(range(256)) * 16
 
@@ -99,8 +99,7 @@ class RecordingUpstream(ThreadedServer):
 
     def listen(self) -> str:
         """A new door onto the same recorder: its address, for one client whose traffic is to be told apart."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((LOOPBACK, 0))
+        sock = bound_loopback_socket()
         asyncio.run_coroutine_threadsafe(self._serve_on(sock), self._loop).result(timeout=10)
         return f"{LOOPBACK}:{sock.getsockname()[1]}"
 

@@ -16,6 +16,14 @@ from ..procs import LOOPBACK
 ServerT = TypeVar("ServerT", bound="ThreadedServer")
 
 
+def bound_loopback_socket() -> socket.socket:
+    """A TCP socket bound to a free loopback port, to hand to a server: no other process can take the port before the
+    server listens on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((LOOPBACK, 0))
+    return sock
+
+
 class ThreadedServer:
     """Subclasses build their app in ``make_app``; ``start``/``stop`` run it on 127.0.0.1:``port``."""
 
@@ -23,9 +31,8 @@ class ThreadedServer:
 
     def __init__(self, port: int | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self._socket: socket.socket | None = None
-        if port is None:  # bound now and handed to the server: no other process can take it before it listens
-            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._socket.bind((LOOPBACK, 0))
+        if port is None:
+            self._socket = bound_loopback_socket()
             port = self._socket.getsockname()[1]
         self.port = port
         self._ssl = ssl_context
