@@ -32,7 +32,7 @@ from immich_conformance import REPO_ROOT
 from immich_conformance.access_keys import KeyRing
 from immich_conformance.limits import JWT_HEADER, MAX_BODY_BYTES
 from immich_conformance.origin_proxy import OriginProxy, ProxySettings, envoy_binary
-from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, port_open
+from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, free_ports, port_open
 from immich_conformance.testing import rawhttp
 from immich_conformance.testing.jwks_endpoint import ControllableJwks
 from immich_conformance.tls import write_server_files
@@ -92,10 +92,10 @@ class Bench:
         listener = config["static_resources"]["listeners"]
         hcm = listener[0]["filter_chains"][0]["filters"][0]["typed_config"]
         hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.jwt_authn"]
-        port = free_port()
+        port, admin_port = free_ports(2)
         listener[0]["address"]["socket_address"]["port_value"] = port
         config["static_resources"]["listeners"] = listener[:1]
-        config["admin"]["address"]["socket_address"]["port_value"] = free_port()
+        config["admin"]["address"]["socket_address"]["port_value"] = admin_port
         path = self.workdir / "envoy-nojwt.yaml"
         path.write_text(yaml.safe_dump(config))
         envoy = ManagedProcess("envoy-nojwt", [envoy_binary(), "-c", str(path), "--disable-hot-restart",
