@@ -139,26 +139,37 @@ class CpuByProgram:
     def by_program(self, ended: list[Exited] | None = None) -> Counter[str]:
         """CPU seconds spent during the run, by program. Without the accounting records (``ended``), a process is
         counted up to its last sample and one that lived less than an interval is not counted at all."""
+        return self.counted(ended)[0]
+
+    def counted(self, ended: list[Exited] | None = None) -> tuple[Counter[str], Counter[str]]:
+        """CPU seconds spent during the run by program (as ``by_program``), and how many processes each ran."""
         spent: Counter[str] = Counter()
+        processes: Counter[str] = Counter()
         counted: set[int] = set()
         records, index = {record.pid: record for record in ended or []}, self.by_pid()
         for record in ended or []:
             seen = self.seen_as(index, record)
             if seen is not None:
                 spent[seen.program] += max(0.0, record.cpu - seen.first_own)
+                processes[seen.program] += 1
                 counted.add(id(seen))
             elif record.started >= self.started - 1:
-                spent[f"{record.comm} (not sampled), started by {self.parent_of(index, record, records)}"] += record.cpu
+                program = f"{record.comm} (not sampled), started by {self.parent_of(index, record, records)}"
+                spent[program] += record.cpu
+                processes[program] += 1
         for seen in self.seen.values():
             if id(seen) not in counted:
                 spent[seen.program] += max(0.0, seen.own - seen.first_own)
-        return spent
+                processes[seen.program] += 1
+        return spent, processes
 
     def table(self, busy: float, ended: list[Exited] | None = None, rows: int = 30) -> list[str]:
         """The programs that spent the most, and how much of ``busy`` (the machine's CPU seconds) is in none."""
-        spent = +self.by_program(ended)  # the unary plus drops the programs that spent nothing
-        lines = [f"{'program':<64}{'core-s':>9}"]
-        lines += [f"{program[:63]:<64}{seconds:>9.1f}" for program, seconds in spent.most_common(rows)]
+        spent, processes = self.counted(ended)
+        spent = +spent  # the unary plus drops the programs that spent nothing
+        lines = [f"{'program':<64}{'core-s':>9}{'processes':>11}"]
+        lines += [f"{program[:63]:<64}{seconds:>9.1f}{processes[program]:>11}"
+                  for program, seconds in spent.most_common(rows)]
         rest = spent.most_common()[rows:]
         if rest:
             lines.append(f"{f'{len(rest)} more programs':<64}{sum(s for _, s in rest):>9.1f}")

@@ -1,10 +1,10 @@
 """Wall time of the README's second command (the whole suite, `pytest -n auto`), by test folder and worker group.
 
 ``python -m benchmarks.suite`` runs `pytest -n auto` once with a JUnit report and prints the wall time and, per folder
-of tests/ (and features/), the summed test time, the number of tests and the slowest test; then the summed time of
-each pytest-xdist group (tests/worker_groups.py): a group runs in one worker, so the largest is the floor of the wall
-time, and the rest spreads over the other workers. ``--junit FILE`` reads a report already written instead (CI's
-reports/junit.xml). Whether a run is cold or warm is the caches': the offline cluster's binaries
+of tests/ (and features/), the summed test time, the number of tests and the slowest test; the slowest tests of all;
+then the summed time of each pytest-xdist group (tests/worker_groups.py): a group runs in one worker, so the largest
+is the floor of the wall time, and the rest spreads over the other workers. ``--junit FILE`` reads a report already
+written instead (CI's reports/junit.xml). Whether a run is cold or warm is the caches': the offline cluster's binaries
 (~/.cache/immich-conformance/cluster) and images (/var/lib/immich-conformance); run it once after clearing them for
 the cold figure. When it runs the suite it also prints the CPU time the whole machine spent (every process: the
 suite, its subprocesses, the cluster, containers), the floor that puts under the wall time (no schedule over this
@@ -31,6 +31,8 @@ from benchmarks.cpu_by_program import CpuByProgram, accounting, add_accounting_o
 from benchmarks.process_accounting import IN_USE_ENV
 from immich_conformance import REPO_ROOT
 from tests.worker_groups import GROUPS
+
+SLOWEST = 20  # tests listed by time after the folders
 
 
 def folder_of(classname: str, file: str | None) -> str:
@@ -103,6 +105,9 @@ def main() -> None:
     for folder, cases in sorted(folders.items(), key=lambda item: -sum(t for t, _ in item[1])):
         slowest = max(cases)
         print(f"{folder:<28}{sum(t for t, _ in cases):>8.1f}s{len(cases):>7}  {slowest[0]:.1f}s {slowest[1][-70:]}")
+    print(f"{'slowest tests':<28}{'time':>9}")
+    for seconds, name in sorted((case for cases in folders.values() for case in cases), reverse=True)[:SLOWEST]:
+        print(f"{'':<28}{seconds:>8.1f}s  {name[-110:]}")
     groups: dict[str, float] = defaultdict(float)
     for folder, cases in folders.items():
         groups[GROUPS.get(folder.removeprefix("tests/"), "spread over the workers")] += sum(t for t, _ in cases)
