@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
@@ -97,12 +98,17 @@ class Kube:
     def api(self) -> ApiClient:
         if self._api is None:
             try:
+                _check_is_kubeconfig(self.kubeconfig)
                 self._api = kube_config.new_client_from_config(config_file=str(self.kubeconfig))
             except Exception as exc:  # noqa: BLE001 - the loader raises YAML, type and key errors alike
                 reason = " ".join(str(exc).split())
                 raise KubeError(f"cannot read the kubeconfig {self.kubeconfig}: {reason[:300]} (give the file "
                                 "`kind get kubeconfig` writes, or /etc/rancher/k3s/k3s.yaml on a k3s node)") from None
         return self._api
+
+    def check_config(self) -> None:
+        """Read the kubeconfig (KubeError when it is missing, unreadable or not one), asking the cluster nothing."""
+        _ = self.api
 
     @property
     def core(self) -> CoreV1Api:
@@ -372,6 +378,17 @@ def _transport_reason(exc: Exception) -> str:
         if marker in reason:
             reason = reason.split(marker, 1)[1]
     return reason.rstrip("')\"")[:200]
+
+
+def _check_is_kubeconfig(path: Path) -> None:
+    """Raise a ValueError saying what the file is when it is no kubeconfig at all (the client's loader then fails
+    with a Python error about what it found instead, such as "'str' object does not support item assignment")."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(errors="replace"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not YAML ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("clusters"), list):
+        raise ValueError("not a kubeconfig: it has no list of clusters")
 
 
 def _message(exc: ApiException | DynamicApiError) -> str:

@@ -163,6 +163,10 @@ class ClusterTarget(ClusterWorkloads, Target):
             raise ClusterSetupError(f"--kubeconfig {self.kubeconfig}: no such file (kind get kubeconfig > FILE, or "
                                     "/etc/rancher/k3s/k3s.yaml on a k3s node)")
         self.kube = Kube(self.kubeconfig, self.namespace)
+        try:
+            self.kube.check_config()
+        except KubeError as exc:
+            raise ClusterSetupError(str(exc)) from None
         problem = self.kube.not_ready()
         if problem is not None:
             raise ClusterSetupError(f"the cluster of {self.kubeconfig} does not answer: {problem}")

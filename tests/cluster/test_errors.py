@@ -88,9 +88,11 @@ current-context: x
 @pytest.mark.parametrize(("content", "message"), [
     (DEAD_SERVER, "the cluster of * does not answer: * no answer (*Connection refused): is the cluster running, and "
                   "is the server address in * right?"),
-    ("just: [text", "the cluster of * does not answer: cannot read the kubeconfig *: while parsing * (give the file "
+    ("just: [text", "cannot read the kubeconfig *: not YAML (while parsing *) (give the file "
                     "`kind get kubeconfig` writes, *)"),
-], ids=["server-not-answering", "not-a-kubeconfig"])
+    ("a line of text", "cannot read the kubeconfig *: not a kubeconfig: it has no list of clusters (give the file "
+                       "`kind get kubeconfig` writes, *)"),
+], ids=["server-not-answering", "not-yaml", "not-a-kubeconfig"])
 def test_a_kubeconfig_that_leads_nowhere_says_why_in_one_line(pytester: pytest.Pytester, content: str,
                                                                message: str) -> None:
     kubeconfig = pytester.path / "kubeconfig"
