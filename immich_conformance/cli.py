@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -149,15 +150,18 @@ def cmd_verify_backup(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="immich-conformance", description=__doc__)
+    # Options are spelled out in full: argparse would otherwise take a prefix for the one option it starts (doctor's
+    # `--nas /mnt/nas` read as `--nas-fstype /mnt/nas`).
+    parser = argparse.ArgumentParser(prog="immich-conformance", description=__doc__, allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sandbox = commands.add_parser("sandbox", help="run the embedded sandbox stack until Ctrl-C")
+    add_command = functools.partial(commands.add_parser, allow_abbrev=False)
+    sandbox = add_command("sandbox", help="run the embedded sandbox stack until Ctrl-C")
     sandbox.add_argument("--workdir", help="folder for the sandbox's state (default: a new temporary folder)")
     sandbox.add_argument("--keep", action="store_true", help="keep the folder (logs, NAS, database) after stopping")
     sandbox.add_argument("--nas", help="the NAS folder, e.g. a mount point (default: in the work folder); it must be "
                                        "empty and is emptied when the sandbox stops")
     sandbox.set_defaults(func=cmd_sandbox)
-    check = commands.add_parser("check-stack", help="render stack/ overlays and run the static checks")
+    check = add_command("check-stack", help="render stack/ overlays and run the static checks")
     check.add_argument("overlay", nargs="*", help="overlay names under stack/overlays (default: all)")
     check.add_argument("--example-secrets", action="store_true",
                        help="render with the committed *.env.example files instead of your secret files")
@@ -167,25 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
     from .doctor.command import add_arguments as doctor_arguments
     from .doctor.command import run as doctor_run
 
-    doctor = commands.add_parser("doctor", help="check the node the stack is about to run on (before you apply)",
-                                 description="Check a node (this one, or one over SSH) against an overlay's settings: "
-                                             "the NAS mount, boot ordering, the internal drive, the node, DNS. One "
-                                             "line per check; exit 1 on any fail.")
+    doctor = add_command("doctor", help="check the node the stack is about to run on (before you apply)",
+                         description="Check a node (this one, or one over SSH) against an overlay's settings: "
+                                     "the NAS mount, boot ordering, the internal drive, the node, DNS. One "
+                                     "line per check; exit 1 on any fail.")
     doctor_arguments(doctor)
     doctor.set_defaults(func=doctor_run)
     from .offline_cluster.__main__ import add_arguments as cluster_arguments
     from .offline_cluster.__main__ import run as cluster_run
 
-    cluster = commands.add_parser("cluster", help="the offline single-node cluster: up, down, status",
-                                  description="A real Kubernetes built from the Go module proxy and run on this "
-                                              "machine (root). `up` prints the kubeconfig path.")
+    cluster = add_command("cluster", help="the offline single-node cluster: up, down, status",
+                          description="A real Kubernetes built from the Go module proxy and run on this "
+                                      "machine (root). `up` prints the kubeconfig path.")
     cluster_arguments(cluster)
     cluster.set_defaults(func=cluster_run)
-    rehearse = commands.add_parser("rehearse", help="rehearse an Immich upgrade on a cluster or in containers (the "
-                                                    "pre-upgrade gate)",
-                                   description="Deploy the from-release, run the scenarios, seed assets, upgrade to "
-                                               "the to-release, verify every asset byte for byte and run the "
-                                               "scenarios again. Exit 0 only if every phase passed.")
+    rehearse = add_command("rehearse", help="rehearse an Immich upgrade on a cluster or in containers (the "
+                                            "pre-upgrade gate)",
+                           description="Deploy the from-release, run the scenarios, seed assets, upgrade to "
+                                       "the to-release, verify every asset byte for byte and run the "
+                                       "scenarios again. Exit 0 only if every phase passed.")
     rehearse.add_argument("--from", dest="ref_from", help="a git ref of this repository or an Immich tag (vX.Y.Z); "
                                                           "with the double's builds (--cluster offline, --images "
                                                           "local) the default is the pinned release")
@@ -226,14 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--library-sample", metavar="N", type=int,
                           help="with --library: copy only N assets per user, chosen from the backup's asset list")
     rehearse.set_defaults(func=cmd_rehearse)
-    verify = commands.add_parser("verify-backup", help="restore an Immich database backup into a throwaway release "
-                                                       "and say whether it restores",
-                                 description="Restore BACKUP (an immich-db-backup-….sql.gz from Immich's backups/ "
-                                             "folder) through Immich's own maintenance flow into a throwaway "
-                                             "release, then report its versions, users, assets, albums and, with "
-                                             "--library, what Immich's integrity checks find. A real Immich backup "
-                                             "needs --runtime containers (the real images). Exit 0 only if it "
-                                             "restores cleanly.")
+    verify = add_command("verify-backup", help="restore an Immich database backup into a throwaway release "
+                                               "and say whether it restores",
+                         description="Restore BACKUP (an immich-db-backup-….sql.gz from Immich's backups/ "
+                                     "folder) through Immich's own maintenance flow into a throwaway "
+                                     "release, then report its versions, users, assets, albums and, with "
+                                     "--library, what Immich's integrity checks find. A real Immich backup "
+                                     "needs --runtime containers (the real images). Exit 0 only if it "
+                                     "restores cleanly.")
     verify.add_argument("backup", metavar="BACKUP", help="the backup file")
     verify.add_argument("--library", metavar="DIR", help="the library it belongs to (Immich's media location); "
                                                          "only read: a copy goes into the release")

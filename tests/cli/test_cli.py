@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from immich_conformance import REPO_ROOT
+from immich_conformance.cli import build_parser
 from immich_conformance.procs import GiveUp, wait_until
 
 CLI = [sys.executable, "-m", "immich_conformance.cli"]
@@ -58,3 +60,15 @@ def test_sandbox_serves_until_terminated_and_leaves_nothing(tmp_path: Path) -> N
     assert not workdir.exists(), "the sandbox folder was left behind"
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(workdir) not in ps, "a sandbox process outlived the command"
+
+
+@pytest.mark.parametrize("argv", [
+    ["doctor", "--nas", "/mnt/nas"],  # would be --nas-fstype
+    ["rehearse", "--locust", "30"],  # would be --locust-seconds
+    ["verify-backup", "backup.sql.gz", "--lib", "/mnt/nas"],  # would be --library
+], ids=["doctor", "rehearse", "verify-backup"])
+def test_an_option_must_be_spelled_out(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(argv)
+    assert stopped.value.code == 2
+    assert f"unrecognized arguments: {' '.join(argv[-2:])}" in capsys.readouterr().err
