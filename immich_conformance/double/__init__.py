@@ -39,7 +39,10 @@ Backups, maintenance and integrity (``backups``, ``maintenance``, ``restore``, `
 ``<media>/backups``, on the config's cron), and the restore run by a maintenance mode entered and left by restarts.
 Any other ``GET`` outside ``/api`` is the web app (200, a small HTML page); anything else is
 ``404 {"message": "Cannot <METHOD> <path>"}``. A JSON body over 10 MB is ``500 {"message": "Internal server error"}``
-before routing and authentication, as Express' json parser makes it in Immich.
+before routing and authentication, as Express' json parser makes it in Immich. Express' headers are Immich's
+(``express``): ``X-Powered-By: Express``, a strong ETag and 304 for an unchanged ``GET``; ``X-Correlation-ID`` on
+what Immich's API middleware answers (not ``/.well-known/immich``); engine.io's own refusals at ``/api/socket.io/``
+(a long-polling handshake: ``{"code":0,"message":"Transport unknown"}``), without either header.
 
 Like Immich, and inconvenient on purpose: uploads are written under their final name while they grow; a duplicate
 upload's received copy is on disk when the 200 goes out and removed by a background job afterwards; a forced delete
@@ -57,14 +60,13 @@ Where the double knowingly differs from Immich:
   its job removes the row with the files).
 - The web app is a placeholder page; its static files (``/_app/...``) are the same page. Some validation wordings
   (Immich: "expected ISO 8601 datetime string", ``isFavorite`` as "stringbool"), ``shouldChangePassword`` (Immich:
-  true) and the avatar colour after sign-up, headers (Immich: ``X-Powered-By: Express``, ``ETag``, 304 on
-  ``If-None-Match``) and the socket.io answer to a non-websocket handshake (Immich: "Transport unknown") differ.
+  true) and the avatar colour after sign-up differ.
   ``/api/server/media-types`` lists each kind's extensions sorted (Immich: in its source's order, raw formats in a
   group of their own), which ``immich server-info`` prints as they come.
   Log lines carry no ANSI colours (Immich's do).
 - Permissions of API keys are checked per route with the permission the double assigns to it (``permissions.py``).
 - A body that is not valid JSON gets ``400 {"message": "Unexpected token in JSON at position N"}``; Immich's wording
-  for that case may differ. Responses carry aiohttp's ``Server`` header.
+  for that case may differ. Responses carry aiohttp's ``Server`` header (Immich's none) and no ``Vary``.
 - Shared-link keys open ``GET /api/shared-links/me``, ``GET /api/assets/{id}``, ``GET /api/assets/{id}/original``
   and ``GET /api/albums/{id}`` only; other routes Immich opens to links (upload into a link, thumbnails, downloads,
   timeline) answer 403 "Forbidden" or 404. A password-protected link is always "Password required" (there is no

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from immich_conformance.double import jobs, maintenance
 from immich_conformance.double.database import Database, DatabaseUnavailable
+from immich_conformance.double.express import add_powered_by, express_middleware, is_engine_request
 from immich_conformance.double.http_api import REFUSED_BY_GUARD, add_routes, json_response
 from immich_conformance.double.realtime import SOCKET_PATH, Realtime
 from immich_conformance.double.settings import VERBOSE, ConfigError, LogLevelError, Settings
@@ -160,6 +161,10 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 async def add_correlation_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Immich's correlation id, on what its API's middleware answers: not ``/.well-known/immich`` nor engine.io's
+    requests (the socket's 101 included)."""
+    if request.path == WELL_KNOWN or is_engine_request(request):
+        return
     if CORRELATION_HEADER not in response.headers:
         try:
             value = request[CORRELATION_KEY]
@@ -169,9 +174,11 @@ async def add_correlation_header(request: web.Request, response: web.StreamRespo
 
 
 def build_app(state: DoubleState) -> web.Application:
-    app = web.Application(middlewares=[api_middleware, maintenance.gate], client_max_size=JSON_BODY_LIMIT)
+    express = express_middleware(lambda sid: sid in state.realtime.sio.eio.sockets)
+    app = web.Application(middlewares=[express, api_middleware, maintenance.gate], client_max_size=JSON_BODY_LIMIT)
     app[STATE] = state
     app.on_response_prepare.append(add_correlation_header)
+    app.on_response_prepare.append(add_powered_by)
     state.realtime.attach(app)
     add_routes(app)
     jobs.add_routes(app)
