@@ -59,8 +59,8 @@ Where the double knowingly differs from Immich:
   no completed or failed count. A forced delete removes the database row at once (Immich marks the asset deleted and
   its job removes the row with the files).
 - The web app is a placeholder page; its static files (``/_app/...``) are the same page. Some validation wordings
-  (Immich: "expected ISO 8601 datetime string", ``isFavorite`` as "stringbool"), ``shouldChangePassword`` (Immich:
-  true) and the avatar colour after sign-up differ.
+  (Immich: "expected ISO 8601 datetime string", ``isFavorite`` as "stringbool") differ. A user's avatar colour is
+  the one Immich derives from the e-mail address; one set through the API is not kept.
   ``/api/server/media-types`` lists each kind's extensions sorted (Immich: in its source's order, raw formats in a
   group of their own), which ``immich server-info`` prints as they come.
   Log lines carry no ANSI colours (Immich's do).
@@ -73,6 +73,6 @@ Where the double knowingly differs from Immich:
   ``POST /api/shared-links/login``); ``showMetadata: false`` does not strip the assets' metadata.
 - Album, asset and tag access: owner and album members only (no partners). ``PUT /api/assets/{id}`` stores the
   description, date, place and rating in ``exifInfo`` as sent; Immich also rewrites the sidecar and re-reads
-  metadata. A user's quota, avatar colour, storage label checks and notifications are not modelled;
+  metadata. A user's quota, chosen avatar colour, storage label checks and notifications are not modelled;
   ``DELETE /api/admin/users/{id}`` without ``force`` only marks the user deleted (Immich removes them after 7 days).
 """

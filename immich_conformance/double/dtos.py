@@ -11,6 +11,7 @@ EXIF_FIELDS = (
     "lensModel", "fNumber", "focalLength", "iso", "exposureTime", "latitude", "longitude", "city", "state", "country",
     "description", "projectionType", "rating",
 )
+AVATAR_COLORS = ("primary", "pink", "red", "yellow", "blue", "green", "purple", "orange", "gray", "amber")
 
 
 def iso(value: datetime) -> str:
@@ -19,13 +20,19 @@ def iso(value: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+def avatar_color(email: str) -> str:
+    """The colour Immich gives a user who never chose one: from the e-mail address's code points, summed, among its
+    UserAvatarColor values in their order (mapUser's emailToAvatarColor)."""
+    return AVATAR_COLORS[sum(ord(letter) for letter in email) % len(AVATAR_COLORS)]
+
+
 def user_admin(user: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": str(user["id"]),
         "email": user["email"],
         "name": user["name"],
         "profileImagePath": "",
-        "avatarColor": "primary",
+        "avatarColor": avatar_color(user["email"]),
         "profileChangedAt": iso(user["profile_changed_at"]),
         "storageLabel": user["storage_label"],
         "shouldChangePassword": user["should_change_password"],
@@ -47,7 +54,7 @@ def user_summary(user: dict[str, Any]) -> dict[str, Any]:
         "email": user["email"],
         "name": user["name"],
         "profileImagePath": "",
-        "avatarColor": "primary",
+        "avatarColor": avatar_color(user["email"]),
         "profileChangedAt": iso(user["profile_changed_at"]),
     }
 

@@ -122,8 +122,9 @@ async def admin_sign_up(request: web.Request) -> web.Response:
         if await cur.fetchone():
             raise ApiError(400, "The server already has an admin")
         cur = await conn.execute(
-            "INSERT INTO users (id, email, name, password_hash, is_admin, storage_label) "
-            "VALUES (%s, %s, %s, %s, true, 'admin') RETURNING *",
+            # Immich's users table has shouldChangePassword default true, and the sign-up does not set it
+            "INSERT INTO users (id, email, name, password_hash, is_admin, storage_label, should_change_password) "
+            "VALUES (%s, %s, %s, %s, true, 'admin', true) RETURNING *",
             (uuid.uuid4(), email.strip().lower(), name, credentials.hash_password(password)),
         )
         user = await cur.fetchone()

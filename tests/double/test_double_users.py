@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import httpx
@@ -98,3 +99,18 @@ def test_server_about_needs_a_caller_and_media_types_do_not(api: httpx.Client, a
     assert about.status_code == 200 and about.json()["version"].startswith("v")
     types = api.get("/api/server/media-types").json()
     assert ".jpg" in types["image"] and ".mp4" in types["video"] and types["sidecar"] == [".xmp"]
+
+
+def test_the_admin_is_asked_to_change_the_password_and_colours_come_from_the_address(api: httpx.Client,
+                                                                                      admin: Account) -> None:
+    me = api.get("/api/users/me", headers=key(admin)).json()
+    assert me["shouldChangePassword"] is True, "Immich's sign-up leaves its table's default"
+    assert me["avatarColor"] == "gray"  # admin@example.com, as Immich's emailToAvatarColor gives it
+    letters = list("abcdefghij")
+    random.shuffle(letters)  # any order of the same letters has the same colour: a fresh address each run
+    email = f"{''.join(letters)}@example.com"
+    made = api.post("/api/admin/users", headers=key(admin), json={"email": email, "password": PASSWORD, "name": "C"})
+    assert made.status_code == 201, made.text
+    assert made.json()["avatarColor"] == "red", email
+    listed = {u["id"]: u for u in api.get("/api/users", headers=key(admin)).json()}
+    assert listed[made.json()["id"]]["avatarColor"] == "red"
