@@ -9,7 +9,8 @@ Run it with Immich's own environment::
 Also read: ``DB_URL`` (instead of the DB_* parts), ``REDIS_HOSTNAME``/``REDIS_PORT`` (reported, not used),
 ``IMMICH_IGNORE_MOUNT_CHECK_ERRORS``, ``IMMICH_LOG_LEVEL`` (Immich's levels, default log; at debug, as Immich's
 LoggingInterceptor, each API request its guard let in is logged with its path, a 401/403 only as
-``HttpException(401): {...}``, web-app paths and socket.io not at all), ``IMMICH_DOUBLE_VERSION`` (the version it
+``HttpException(401): {...}``, web-app paths and socket.io not at all; lines in Nest's colours unless ``NO_COLOR``
+is set, as Immich's), ``IMMICH_DOUBLE_VERSION`` (the version it
 reports; default ``versions.IMMICH_VERSION``), ``IMMICH_DOUBLE_DB_WAIT`` (seconds to wait for the database at start,
 default 10), ``IMMICH_DOUBLE_JOB_DELAY`` (seconds from an answer to the background job it queued: a duplicate's copy
 removed, a forced delete's file removed; default and minimum 0.02, Immich's own; widen it to test that a client
@@ -63,7 +64,6 @@ Where the double knowingly differs from Immich:
   the one Immich derives from the e-mail address; one set through the API is not kept.
   ``/api/server/media-types`` lists each kind's extensions sorted (Immich: in its source's order, raw formats in a
   group of their own), which ``immich server-info`` prints as they come.
-  Log lines carry no ANSI colours (Immich's do).
 - Permissions of API keys are checked per route with the permission the double assigns to it (``permissions.py``).
 - A body that is not valid JSON gets ``400 {"message": "Unexpected token in JSON at position N"}``; Immich's wording
   for that case may differ. Responses carry aiohttp's ``Server`` header (Immich's none) and no ``Vary``.

@@ -44,16 +44,30 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class NestFormatter(logging.Formatter):
-    """Log lines in the layout of Immich's (NestJS) logger."""
+    """Log lines in the layout of Immich's (NestJS) logger, in its colours unless ``NO_COLOR`` is set, as Immich's
+    logger has them (whether or not the output is a terminal): the ``[Nest] <pid>  - `` prefix, the level and the
+    message in the level's colour, the context in yellow."""
 
     LEVELS = {"VERBOSE": "VERBOSE", "DEBUG": "DEBUG", "INFO": "LOG", "WARNING": "WARN", "ERROR": "ERROR",
               "CRITICAL": "FATAL"}
+    # Nest's ConsoleLogger colours by level (cyanBright, magentaBright, green, yellow, red, bold): start, end
+    COLOURS = {"VERBOSE": ("\x1b[96m", "\x1b[39m"), "DEBUG": ("\x1b[95m", "\x1b[39m"), "LOG": ("\x1b[32m", "\x1b[39m"),
+               "WARN": ("\x1b[33m", "\x1b[39m"), "ERROR": ("\x1b[31m", "\x1b[39m"), "FATAL": ("\x1b[1m", "\x1b[0m")}
+    CONTEXT_COLOUR = ("\x1b[33m", "\x1b[39m")
+
+    def __init__(self, *, colour: bool = True) -> None:
+        super().__init__()
+        self.colour = colour
 
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created).strftime("%m/%d/%Y, %I:%M:%S %p")
+        at = datetime.fromtimestamp(record.created)  # as Intl.DateTimeFormat gives it: 12/04/2026, 1:02:03 PM
+        when = f"{at:%m/%d/%Y}, {at.hour % 12 or 12}:{at:%M:%S %p}"
         level = self.LEVELS.get(record.levelname, record.levelname)
         context = record.name.removeprefix("immich.")
-        line = f"[Nest] {record.process}  - {when} {level:>7} [{context}] {record.getMessage()}"
+        start, end = self.COLOURS.get(level, ("", "")) if self.colour else ("", "")
+        ctx_start, ctx_end = self.CONTEXT_COLOUR if self.colour else ("", "")
+        line = (f"{start}[Nest] {record.process}  - {end}{when} {start}{level:>7}{end} "
+                f"{ctx_start}[{context}] {ctx_end}{start}{record.getMessage()}{end}")
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -64,7 +78,7 @@ def configure_logging() -> None:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(NestFormatter())
+    handler.setFormatter(NestFormatter(colour=not os.environ.get("NO_COLOR")))
     root = logging.getLogger("immich")
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -2,9 +2,9 @@
 
 Immich's server logs through NestJS: ``[Nest] 7  - 12/04/2026, 1:02:03 PM   ERROR [Microservices:DatabaseRepository]
 Kysely migrations failed: ...`` (the level right-aligned in 7 characters; ANSI colours around the parts unless
-``NO_COLOR`` is set; the API double writes the same layout without colours). A server can be Ready and still have
-logged a failed migration or a missing vector extension, and its background jobs (file deletions, metadata,
-thumbnails) may still be running after the upgrade: the rehearsal reads the one and waits for the other.
+``NO_COLOR`` is set, in the API double too). A server can be Ready and still have logged a failed migration or a
+missing vector extension, and its background jobs (file deletions, metadata, thumbnails) may still be running after
+the upgrade: the rehearsal reads the one and waits for the other.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import re
 import httpx
 
 from ..immich_client import ImmichClient
+from ..log_colours import without_colours
 from ..procs import GiveUp, WaitTimeout, wait_until
 
 QUEUE_DRAIN_TIMEOUT = 120.0
 QUEUES_PATH = "/api/queues"
 PENDING = ("active", "waiting")
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NEST_LINE = re.compile(r"^\[Nest\]\s+\d+\s+-\s+.*?\s(?P<level>VERBOSE|DEBUG|LOG|WARN|ERROR|FATAL)\s+\[[^\]]*\]\s")
 ERROR_LEVELS = {"ERROR", "FATAL"}
 # What Immich says at start when something is wrong, at whatever level (a failed migration is first a WARN naming it).
@@ -52,7 +52,7 @@ def startup_errors(log_text: str) -> list[str]:
     printed outside the logger. Normal LOG and WARN lines pass. Each line once, colours removed, in log order."""
     found: dict[str, None] = {}
     for raw in log_text.splitlines():
-        line = ANSI.sub("", raw).rstrip()
+        line = without_colours(raw).rstrip()
         nest = NEST_LINE.match(line)
         if (nest and nest["level"] in ERROR_LEVELS) or TROUBLE.search(line) or (not nest and BARE_ERROR.match(line)):
             found.setdefault(line, None)

@@ -18,6 +18,7 @@ import httpx
 import psycopg
 
 from immich_conformance.double.spec_check import OpenApiSpec
+from immich_conformance.log_colours import without_colours
 from immich_conformance.postgres import LocalPostgres
 from immich_conformance.procs import LOOPBACK, ManagedProcess, free_port, wait_until
 
@@ -93,6 +94,10 @@ class DoubleServer:
         return self.process.proc.returncode if self.process.proc else None
 
     def log(self) -> str:
+        """The log as text (Immich colours it, and so does the double): what a reader of its lines sees."""
+        return without_colours(self.process.log_since(0))
+
+    def raw_log(self) -> str:
         return self.process.log_since(0)
 
 

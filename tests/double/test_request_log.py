@@ -4,6 +4,7 @@ same settings."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from double_harness import sign_up_and_log_in
 
+from immich_conformance.log_colours import without_colours
 from immich_conformance.procs import wait_until
 
 
@@ -68,3 +70,22 @@ def test_only_requests_past_the_guard_are_logged_with_their_path(double_factory:
     assert 'HttpException(401): {"message":"Authentication required","error":"Unauthorized","statusCode":401}' in log
     assert 'HttpException(401): {"message":"Invalid API key"' in log
     assert 'HttpException(403): {"message":"Missing required permission: user.read"' in log
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("", True), ("1", False)])
+def test_the_log_is_in_nests_colours_unless_no_color_is_set(double_factory: Any, monkeypatch: pytest.MonkeyPatch,
+                                                             no_color: str | None, coloured: bool) -> None:
+    """As Immich's logger: green for LOG lines around the prefix, the level and the message, the context in yellow;
+    none at all when NO_COLOR is set to something."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    server = double_factory(**({"NO_COLOR": no_color} if no_color is not None else {})).start()
+    raw = server.raw_log()
+    started = next(line for line in raw.splitlines() if "Immich Server is listening" in line)
+    if coloured:
+        assert started.startswith("\x1b[32m[Nest] "), repr(started)
+        assert "\x1b[32m    LOG\x1b[39m \x1b[33m[Bootstrap] \x1b[39m\x1b[32mImmich Server is listening" in started, \
+            repr(started)
+    else:
+        assert "\x1b" not in raw, repr(raw[:300])
+    assert re.match(r"\[Nest\] \d+  - \d\d/\d\d/\d{4}, \d{1,2}:\d\d:\d\d [AP]M     LOG \[Bootstrap\] Immich Server is "
+                    r"listening on ", without_colours(started)), repr(started)
