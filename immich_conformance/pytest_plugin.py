@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from .log_colours import without_colours
 from .targets import TARGET_NAMES, LogMarks, Target, TargetUnsupported
 from .targets.immich_server import ServerCommand, ServerCommandError
 from .targets.live import SETTINGS_HELP
@@ -245,6 +246,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         except (AssertionError, pytest.FixtureLookupError):
             return  # a failure in the session's last teardown (the run's clean-up) comes after the target stopped
         for component, text in target.diagnostics(item.stash[LOG_MARKS]).items():
-            if text.strip():
-                body = f"----- {component} log during this scenario -----\n{text[-20000:]}"
+            if text.strip():  # without Immich's colours: the report goes to files (JUnit, HTML) as well
+                body = f"----- {component} log during this scenario -----\n{without_colours(text)[-20000:]}"
                 report.sections.append((f"Captured stdout {component} log", body))

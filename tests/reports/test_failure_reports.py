@@ -45,6 +45,7 @@ def test_failed_scenario_reports_carry_component_logs(
     assert failed.find("failure") is not None
     out = failed.findtext("system-out") or ""
     assert "immich-server log" in out and "GET /api/server/ping" in out, out[:2000]
+    assert "\x1b" not in out and "#x1B" not in out, "Immich's colours in the report: " + out[:2000]
     assert cases["test_a_scenario_that_passes"].find("failure") is None
 
     cucumber = json.loads((pytester.path / "cucumber.json").read_text())
