@@ -1,5 +1,5 @@
 """The upgrade phase's health checks beyond Ready: the error lines of Immich's start-up log (in the layout of Immich's
-NestJS logger, coloured as Immich writes it, and as the API double writes it), and the wait for the job queues."""
+NestJS logger, coloured as Immich and the API double write it), and the wait for the job queues."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from immich_conformance.double.app import NestFormatter
 from immich_conformance.double.jobs import QUEUES, statistics
+from immich_conformance.log_colours import without_colours
 from immich_conformance.rehearsal.health import (
     QueuesNotDrained,
     QueuesUnreadable,
@@ -79,14 +80,17 @@ def test_an_error_line_is_found_and_quoted(bad: str) -> None:
     assert found[0] == startup_errors(bad)[0]
 
 
-def test_the_doubles_own_error_line_is_found() -> None:
+@pytest.mark.parametrize("colour", [True, False], ids=["coloured", "NO_COLOR"])
+def test_the_doubles_own_error_line_is_found(colour: bool) -> None:
     record = logging.LogRecord("immich.Microservices:DatabaseRepository", logging.ERROR, __file__, 1,
                                "Kysely migrations failed: %s", ("error: boom",), None)
-    line = NestFormatter().format(record)
-    assert "  ERROR [Microservices:DatabaseRepository] Kysely migrations failed" in line
-    assert startup_errors(f"{OK_START}\n{line}") == [line]
-    ok = NestFormatter().format(logging.LogRecord("immich.VersionService", logging.INFO, __file__, 1,
-                                                  "Version has changed: v3.0.3 -> v3.1.0", (), None))
+    line = NestFormatter(colour=colour).format(record)
+    assert ("\x1b[31m" in line) is colour
+    plain = without_colours(line)
+    assert "  ERROR [Microservices:DatabaseRepository] Kysely migrations failed" in plain
+    assert startup_errors(f"{OK_START}\n{line}") == [plain]
+    ok = NestFormatter(colour=colour).format(logging.LogRecord("immich.VersionService", logging.INFO, __file__, 1,
+                                                               "Version has changed: v3.0.3 -> v3.1.0", (), None))
     assert startup_errors(ok) == []
 
 
