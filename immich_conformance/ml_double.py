@@ -15,16 +15,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 DEFAULT_PORT = 3003
 DEFAULT_HOST = "0.0.0.0"
 
 log = logging.getLogger("immich_ml")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SettingsError(ValueError):

@@ -11,12 +11,12 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from immich_conformance.double import jobs, maintenance
 from immich_conformance.double.database import Database, DatabaseUnavailable
@@ -39,8 +39,6 @@ WEB_APP_HTML = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\
 
 log = logging.getLogger("immich.Api")
 boot_log = logging.getLogger("immich.Bootstrap")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class NestFormatter(logging.Formatter):

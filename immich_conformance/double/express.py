@@ -20,9 +20,10 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from immich_conformance.double.realtime import SOCKET_PATH
 
@@ -34,8 +35,6 @@ UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_HANDSHAKE_METHOD, BAD_REQUEST = 0, 1, 2, 3
 ENGINE_MESSAGES = {UNKNOWN_TRANSPORT: "Transport unknown", UNKNOWN_SID: "Session ID unknown",
                    BAD_HANDSHAKE_METHOD: "Bad handshake method", BAD_REQUEST: "Bad request"}
 ENGINE_TRANSPORTS = ("websocket",)  # Immich's websocket adapter
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def is_engine_request(request: web.BaseRequest) -> bool:
@@ -90,8 +89,7 @@ def engine_refusal(request: web.BaseRequest, known_sessions: Callable[[str], boo
                                         separators=(",", ":")).encode())
 
 
-def express_middleware(known_sessions: Callable[[str], bool]) -> Callable[[web.Request, Handler],
-                                                                           Awaitable[web.StreamResponse]]:
+def express_middleware(known_sessions: Callable[[str], bool]) -> Middleware:
     """The outermost middleware: engine.io's checks for its requests, Express' ETag and 304 for the rest.
     ``known_sessions`` says whether an engine.io session id is open."""
 
