@@ -55,12 +55,10 @@ def is_fresh(request_headers: Mapping[str, str], etag: str) -> bool:
         return False
     if NO_CACHE.search(request_headers.get("Cache-Control", "")):
         return False
-    if none_match.strip() == "*":
-        return "If-Modified-Since" not in request_headers
-    for match in (token.strip() for token in none_match.split(",")):
-        if match in (etag, f"W/{etag}") or f"W/{match}" == etag:
-            return "If-Modified-Since" not in request_headers
-    return False
+    matches = (token.strip() for token in none_match.split(","))
+    if none_match.strip() != "*" and not any(m in (etag, f"W/{etag}") or f"W/{m}" == etag for m in matches):
+        return False
+    return "If-Modified-Since" not in request_headers
 
 
 def engine_refusal(request: web.BaseRequest, known_sessions: Callable[[str], bool]) -> web.Response | None:
